@@ -1,0 +1,6 @@
+"""Root test configuration: makes ``tests.support`` importable for every suite."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))

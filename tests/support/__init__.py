@@ -1,0 +1,1 @@
+"""Helpers shared by the test suites: server requirements, free ports, process handling."""
