@@ -174,3 +174,25 @@ def describe(cls: type) -> list[tuple[str, str, str]]:
             default = "(required)"
         rows.append((field.metadata["env"], default, field.metadata.get("help", "")))
     return rows
+
+
+def to_env(settings: Any) -> dict[str, str]:
+    """The inverse of :func:`load_settings`: ``{ASYA_...: text}`` for every field of ``settings``.
+
+    Used to hand a parent's parsed settings to child processes (``asya dev``).
+    """
+    env = {}
+    for field in dataclasses.fields(settings):
+        name = field.metadata.get("env")
+        if name is None:
+            continue
+        value = getattr(settings, field.name)
+        if isinstance(value, bool):
+            env[name] = "true" if value else "false"
+        elif isinstance(value, (dict, list)):
+            env[name] = json.dumps(value)
+        elif isinstance(value, tuple):
+            env[name] = ",".join(value)
+        elif value is not None:
+            env[name] = str(value)
+    return env

@@ -1,0 +1,1 @@
+"""Asya crew: the terminal actors ``happy-end`` and ``error-end``."""

@@ -1,0 +1,47 @@
+"""Prometheus metrics of one sidecar; every series carries the ``actor`` label."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+
+class SidecarMetrics:
+    """The sidecar's counters, gauges and histograms, registered in ``registry``."""
+
+    def __init__(self, actor: str, registry: CollectorRegistry):
+        labels = ["actor"]
+        self.received = Counter("asya_messages_received", "Messages received from the actor queue", labels,
+                                registry=registry).labels(actor)
+        self._outcomes = Counter(
+            "asya_messages_processed",
+            "Messages finished by outcome: succeeded, retried, failed, malformed, route_mismatch, returned, deferred",
+            [*labels, "outcome"], registry=registry)
+        self._published = Counter("asya_messages_published", "Envelopes published, by destination actor",
+                                  [*labels, "destination"], registry=registry)
+        self.in_flight = Gauge("asya_messages_in_flight", "Messages being processed now", labels,
+                               registry=registry).labels(actor)
+        self.handler_seconds = Histogram("asya_handler_duration_seconds", "Runtime call duration", labels,
+                                         buckets=_LATENCY_BUCKETS, registry=registry).labels(actor)
+        self.queue_wait_seconds = Histogram("asya_queue_wait_seconds", "Time from publish to receive", labels,
+                                            buckets=_LATENCY_BUCKETS, registry=registry).labels(actor)
+        self.publish_seconds = Histogram("asya_publish_duration_seconds", "Time to durably publish all outputs",
+                                         labels, buckets=_LATENCY_BUCKETS, registry=registry).labels(actor)
+        self._restarts = Counter("asya_runtime_restarts", "Runtime restarts requested by the sidecar",
+                                 [*labels, "reason"], registry=registry)
+        self.fly_chunks = Counter("asya_fly_chunks", "Partial results streamed by the handler", labels,
+                                  registry=registry).labels(actor)
+        self._actor = actor
+
+    def outcome(self, outcome: str) -> None:
+        """Counts one finished message."""
+        self._outcomes.labels(self._actor, outcome).inc()
+
+    def published(self, destination: str) -> None:
+        """Counts one envelope published to ``destination``'s queue."""
+        self._published.labels(self._actor, destination).inc()
+
+    def restart(self, reason: str) -> None:
+        """Counts one runtime restart."""
+        self._restarts.labels(self._actor, reason).inc()

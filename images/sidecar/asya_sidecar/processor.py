@@ -1,0 +1,241 @@
+"""One message, end to end: decode, call the runtime, route, publish, and only then ack.
+
+Every path ends in exactly one of: ack after all outputs are durably published (success, retry
+scheduled, error-end), nack (returned to the queue: shutdown, runtime restarted, publish failed),
+or the lease simply running out (sidecar killed). Nothing is acked before its successors exist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import traceback
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator, Protocol
+
+from asya_common import envelope as env
+from asya_common.transport import MessageTooLarge, QueueNotFound, ReceivedMessage, Transport, TransportError
+from asya_sidecar import routing
+from asya_sidecar.backoff import retry_delay
+from asya_sidecar.metrics import SidecarMetrics
+from asya_sidecar.runtime_client import RuntimeClient, RuntimeCrashed, RuntimeRestarted, RuntimeUnavailable
+from asya_sidecar.settings import RetryPolicy, SidecarSettings
+
+
+class ProgressReporter(Protocol):
+    """Where progress goes (the status store in ``asya dev``; the gateway later)."""
+
+    async def running(self, envelope_id: str, actor: str) -> None: ...
+
+    async def spawned(self, parent_id: str, child_ids: list[str], actor: str) -> None: ...
+
+
+class PublishFailed(RuntimeError):
+    """Outputs could not be durably published; the input must not be acked."""
+
+
+class MessageProcessor:
+    """Processes received messages for one actor.
+
+    Args:
+        settings: Sidecar settings.
+        policy: Retry policy.
+        transport: Connected transport.
+        runtime: Runtime client.
+        metrics: Metrics to update.
+        log: Bound structlog logger.
+        queue_prefix: Prefix of every queue name.
+        progress: Optional progress reporter.
+    """
+
+    def __init__(self, settings: SidecarSettings, policy: RetryPolicy, transport: Transport, runtime: RuntimeClient,
+                 metrics: SidecarMetrics, log: Any, queue_prefix: str, progress: ProgressReporter | None = None):
+        self._settings, self._policy, self._transport = settings, policy, transport
+        self._runtime, self._metrics, self._log = runtime, metrics, log
+        self._prefix, self._progress = queue_prefix, progress
+        self._terminal = settings.actor in env.TERMINAL_ACTORS
+
+    async def process(self, message: ReceivedMessage) -> None:
+        """Handles one leased message; never raises for message-level problems."""
+        self._metrics.received.inc()
+        self._metrics.in_flight.inc()
+        try:
+            async with self._keep_leased(message):
+                await self._process(message)
+        except asyncio.CancelledError:
+            await self._return(message, "shutdown")
+            raise
+        except PublishFailed as exc:
+            self._log.error("publish failed; message returned to the queue", error=str(exc),
+                            message_id=message.message_id)
+            await self._return(message, "publish_failed", delay=min(5.0, self._settings.lease_seconds))
+        except RuntimeUnavailable as exc:
+            self._log.error("runtime unavailable; message returned to the queue", error=str(exc))
+            await self._return(message, "runtime_unavailable", delay=1.0)
+        finally:
+            self._metrics.in_flight.dec()
+
+    async def _process(self, message: ReceivedMessage) -> None:
+        try:
+            envelope = env.loads(message.body)
+        except env.EnvelopeError as exc:
+            self._log.warning("malformed message sent to error-end", reason=exc.reason, message_id=message.message_id)
+            wrapped = env.wrap_malformed(message.body, exc.reason, actor=self._settings.actor,
+                                         message_id=message.message_id)
+            await self._finish(message, [wrapped], "malformed")
+            return
+        log = self._log.bind(envelope_id=envelope["id"])
+        sent_at = envelope["headers"].get(env.H_SENT_AT)
+        if isinstance(sent_at, (int, float)):
+            self._metrics.queue_wait_seconds.observe(max(0.0, time.time() - sent_at))
+        if envelope["route"]["curr"] != self._settings.actor:
+            error = {"type": "RouteMismatch",
+                     "message": f"envelope is for actor {envelope['route']['curr']!r} but reached "
+                                f"{self._settings.actor!r}", "traceback": ""}
+            log.warning("route mismatch sent to error-end", curr=envelope["route"]["curr"])
+            failed = routing.failed_envelope(envelope, error, routing.attempt_of(envelope), self._settings.actor)
+            await self._finish(message, [failed], "route_mismatch")
+            return
+        wait = routing.not_before(envelope) - time.time()
+        if wait > 0.05:
+            await self._transport.nack(message, delay_seconds=wait)
+            self._metrics.outcome("deferred")
+            return
+        await self._call_and_route(message, envelope, log)
+
+    async def _call_and_route(self, message: ReceivedMessage, envelope: dict[str, Any], log: Any) -> None:
+        attempt = routing.attempt_of(envelope)
+        if self._progress is not None:
+            await self._progress.running(envelope["id"], self._settings.actor)
+        generation = self._runtime.generation
+        started = time.perf_counter()
+        try:
+            frame = await asyncio.wait_for(self._runtime.call(envelope, self._on_fly), self._settings.actor_timeout)
+        except asyncio.TimeoutError:
+            self._metrics.restart("timeout")
+            log.error("handler exceeded actorTimeout; restarting runtime", timeout=self._settings.actor_timeout,
+                      attempt=attempt)
+            await self._runtime.restart(generation)
+            frame = {"type": "error", "error": {
+                "type": "ActorTimeout",
+                "message": f"handler did not finish within actorTimeout={self._settings.actor_timeout:g}s",
+                "traceback": ""}}
+        except RuntimeRestarted:
+            await self._return(message, "returned")  # a sibling call timed out; this one did nothing wrong
+            return
+        except RuntimeCrashed as exc:
+            frame = {"type": "error", "error": {"type": "RuntimeCrashed", "message": str(exc), "traceback": ""}}
+        finally:
+            self._metrics.handler_seconds.observe(time.perf_counter() - started)
+        if frame.get("type") == "result":
+            outputs = frame.get("outputs") or []
+            if self._terminal:
+                await self._ack(message)
+                self._metrics.outcome("succeeded")
+                return
+            try:
+                routed = routing.route_outputs(envelope, outputs)
+            except (env.RouteError, KeyError, TypeError) as exc:
+                await self._failed(message, envelope, _error_of(exc), attempt, log)
+                return
+            if self._progress is not None and len(routed) > 1:
+                await self._progress.spawned(envelope["id"], [o["id"] for o in routed[1:]], self._settings.actor)
+            try:
+                await self._finish(message, routed, "succeeded")
+            except (MessageTooLarge, QueueNotFound) as exc:
+                await self._failed(message, envelope, _error_of(exc), attempt, log)
+            return
+        await self._failed(message, envelope, frame.get("error") or {"type": "Error", "message": str(frame)},
+                           attempt, log)
+
+    async def _failed(self, message: ReceivedMessage, envelope: dict[str, Any], error: dict[str, Any],
+                      attempt: int, log: Any) -> None:
+        """Schedules a retry, or sends the envelope to error-end once attempts are exhausted."""
+        permanent = error.get("type") in ("MessageTooLarge",)
+        if attempt < self._policy.max_attempts and not permanent:
+            delay = retry_delay(self._policy, attempt)
+            log.warning("handler failed; retry scheduled", attempt=attempt, max_attempts=self._policy.max_attempts,
+                        delay=round(delay, 3), error_type=error.get("type"), error=error.get("message"))
+            retry = routing.retry_envelope(envelope, error, attempt, delay)
+            await self._finish(message, [retry], "retried", delay=delay, own_queue=True)
+            return
+        log.error("handler failed; attempts exhausted, sent to error-end", attempt=attempt,
+                  error_type=error.get("type"), error=error.get("message"))
+        failed = routing.failed_envelope(envelope, error, attempt, self._settings.actor)
+        if self._terminal:  # a crew actor that cannot record: park in its own DLQ for a person
+            await self._publish(env.dlq_name(self._settings.actor, self._prefix), [failed])
+            await self._ack(message)
+            self._metrics.outcome("failed")
+            return
+        await self._finish(message, [failed], "failed")
+
+    async def _finish(self, message: ReceivedMessage, outputs: list[dict[str, Any]], outcome: str,
+                      delay: float = 0.0, own_queue: bool = False) -> None:
+        """Publishes every output durably, then acks the input."""
+        started = time.perf_counter()
+        by_queue: dict[str, list[dict[str, Any]]] = {}
+        for output in outputs:
+            destination = self._settings.actor if own_queue else output["route"]["curr"]
+            by_queue.setdefault(destination, []).append(output)
+        await asyncio.gather(*(self._publish(env.queue_name(dest, self._prefix), batch, delay)
+                               for dest, batch in by_queue.items()))
+        for dest, batch in by_queue.items():
+            for _ in batch:
+                self._metrics.published(dest)
+        self._metrics.publish_seconds.observe(time.perf_counter() - started)
+        await self._ack(message)
+        self._metrics.outcome(outcome)
+
+    async def _publish(self, queue: str, outputs: list[dict[str, Any]], delay: float = 0.0) -> None:
+        now = time.time() + delay
+        bodies = []
+        for output in outputs:
+            output.setdefault("headers", {})[env.H_SENT_AT] = now
+            bodies.append(env.dumps(output))
+        try:
+            await self._transport.send_many(queue, bodies, delay_seconds=delay)
+        except (MessageTooLarge, QueueNotFound):
+            raise
+        except TransportError as exc:
+            raise PublishFailed(f"{queue}: {exc}") from exc
+
+    async def _ack(self, message: ReceivedMessage) -> None:
+        try:
+            await self._transport.ack(message)
+        except TransportError as exc:  # outputs exist; a redelivery only duplicates (at-least-once)
+            self._log.warning("ack failed; message may be redelivered", error=str(exc),
+                              message_id=message.message_id)
+
+    async def _return(self, message: ReceivedMessage, outcome: str, delay: float = 0.0) -> None:
+        try:
+            await asyncio.shield(self._transport.nack(message, delay_seconds=delay))
+        except (TransportError, asyncio.CancelledError) as exc:  # lease expiry returns it anyway
+            self._log.warning("nack failed; message returns when its lease expires", error=str(exc))
+        self._metrics.outcome(outcome)
+
+    async def _on_fly(self, data: Any) -> None:
+        self._metrics.fly_chunks.inc()
+
+    @asynccontextmanager
+    async def _keep_leased(self, message: ReceivedMessage) -> AsyncIterator[None]:
+        """Extends the message's lease every third of the lease while it is being processed."""
+        lease = self._settings.lease_seconds
+
+        async def heartbeat() -> None:
+            while True:
+                await asyncio.sleep(lease / 3)
+                try:
+                    await self._transport.extend_lease(message, lease)
+                except TransportError as exc:
+                    self._log.warning("lease extension failed", error=str(exc), message_id=message.message_id)
+
+        task = asyncio.create_task(heartbeat(), name="lease-heartbeat")
+        try:
+            yield
+        finally:
+            task.cancel()
+
+
+def _error_of(exc: BaseException) -> dict[str, Any]:
+    return {"type": type(exc).__name__, "message": str(exc),
+            "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))}

@@ -1,0 +1,184 @@
+"""Client side of the sidecar <-> runtime protocol: one persistent, multiplexed Unix-socket connection.
+
+Several calls may be in flight on the connection at once (``ASYA_CONCURRENCY``); ``fly`` frames are
+handed to a per-call callback as they arrive. When the connection drops the client reconnects on
+the next call, waiting for the runtime (restarted by kubelet or by ``asya dev``) to come back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from typing import Any, Awaitable, Callable
+
+from asya_common import protocol
+
+FlyCallback = Callable[[Any], Awaitable[None] | None]
+
+
+class RuntimeUnavailable(RuntimeError):
+    """The runtime socket did not accept connections within the connect timeout."""
+
+
+class RuntimeCrashed(RuntimeError):
+    """The connection to the runtime was lost while a call was in flight."""
+
+
+class RuntimeRestarted(RuntimeError):
+    """The call was abandoned because the sidecar restarted the runtime (another call timed out)."""
+
+
+class RuntimeClient:
+    """Talks to the runtime at ``socket_path``.
+
+    Args:
+        socket_path: The runtime's Unix socket.
+        connect_timeout: Seconds to keep retrying a connection before :class:`RuntimeUnavailable`.
+    """
+
+    def __init__(self, socket_path: str, connect_timeout: float):
+        self._socket_path = socket_path
+        self._connect_timeout = connect_timeout
+        self._ids = itertools.count(1)
+        self._pending: dict[str, tuple[asyncio.Future, FlyCallback | None]] = {}
+        self._writer: asyncio.StreamWriter | None = None
+        self._reader_task: asyncio.Task | None = None
+        self._connect_lock = asyncio.Lock()
+        self._write_lock = asyncio.Lock()
+        self._generation = 0
+        self._restarting_generation = -1
+        self.handler: str | None = None
+        self.restarts = 0
+
+    @property
+    def connected(self) -> bool:
+        """True while a connection to the runtime is open."""
+        return self._writer is not None and not self._writer.is_closing()
+
+    @property
+    def generation(self) -> int:
+        """Increases on every new connection; lets callers restart a runtime at most once per timeout."""
+        return self._generation
+
+    async def connect(self) -> None:
+        """Connects (waiting for the socket) unless already connected, then pings the runtime."""
+        async with self._connect_lock:
+            if self.connected:
+                return
+            deadline = time.monotonic() + self._connect_timeout
+            last_error: Exception | None = None
+            while time.monotonic() < deadline:
+                try:
+                    reader, writer = await asyncio.open_unix_connection(self._socket_path)
+                    break
+                except OSError as exc:
+                    last_error = exc
+                    await asyncio.sleep(0.05)
+            else:
+                raise RuntimeUnavailable(
+                    f"runtime socket {self._socket_path} not reachable after {self._connect_timeout:.0f}s: {last_error}"
+                )
+            self._writer = writer
+            self._generation += 1
+            self._reader_task = asyncio.create_task(self._read_loop(reader, self._generation), name="runtime-reader")
+        pong = await self._request({"op": "ping"}, None)
+        self.handler = pong.get("handler")
+
+    async def call(self, envelope: dict[str, Any], on_fly: FlyCallback | None = None) -> dict[str, Any]:
+        """Sends one envelope and waits for its ``result`` or ``error`` frame.
+
+        Returns:
+            The final frame (``type`` is ``result`` or ``error``).
+
+        Raises:
+            RuntimeCrashed: The connection dropped during the call.
+            RuntimeRestarted: The runtime was restarted on purpose during the call.
+            RuntimeUnavailable: No runtime to connect to.
+        """
+        await self.connect()
+        return await self._request({"op": "call", "envelope": envelope}, on_fly)
+
+    async def _request(self, message: dict[str, Any], on_fly: FlyCallback | None) -> dict[str, Any]:
+        request_id = str(next(self._ids))
+        future: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = (future, on_fly)
+        try:
+            writer = self._writer
+            if writer is None:
+                raise RuntimeCrashed("runtime connection is closed")
+            async with self._write_lock:
+                try:
+                    await protocol.write_frame(writer, {"id": request_id, **message})
+                except (OSError, RuntimeError) as exc:
+                    raise RuntimeCrashed(f"cannot write to runtime: {exc}") from exc
+            return await future
+        finally:
+            self._pending.pop(request_id, None)
+
+    async def _read_loop(self, reader: asyncio.StreamReader, generation: int) -> None:
+        reason = "runtime closed the connection"
+        try:
+            while True:
+                frame = await protocol.read_frame(reader)
+                if frame is None:
+                    break
+                entry = self._pending.get(str(frame.get("id")))
+                if entry is None:
+                    continue
+                future, on_fly = entry
+                if frame.get("type") == "fly":
+                    if on_fly is not None:
+                        outcome = on_fly(frame.get("data"))
+                        if asyncio.iscoroutine(outcome):
+                            await outcome
+                elif not future.done():
+                    future.set_result(frame)
+        except (protocol.ProtocolError, OSError) as exc:
+            reason = f"runtime connection failed: {exc}"
+        finally:
+            self._drop(generation, reason)
+
+    def _drop(self, generation: int, reason: str) -> None:
+        if generation != self._generation:
+            return
+        if self._writer is not None:
+            self._writer.close()
+        self._writer = None
+        error_type = RuntimeRestarted if self._restarting_generation == generation else RuntimeCrashed
+        for future, _ in list(self._pending.values()):
+            if not future.done():
+                future.set_exception(error_type(reason))
+
+    async def restart(self, generation: int) -> bool:
+        """Asks the runtime of connection ``generation`` to exit so it is restarted fresh.
+
+        In-flight calls on that connection fail with :class:`RuntimeRestarted`. Returns False when
+        that connection is already gone (someone else restarted it).
+        """
+        if generation != self._generation or not self.connected:
+            return False
+        self._restarting_generation = generation
+        self.restarts += 1
+        writer = self._writer
+        try:
+            async with self._write_lock:
+                await protocol.write_frame(writer, {"id": "restart", "op": "shutdown"})
+        except (OSError, RuntimeError):
+            pass
+        self._drop(generation, "runtime restarted by the sidecar")
+        # Wait for the old runtime to close its end, so the next connect reaches the new process.
+        if self._reader_task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._reader_task), timeout=10)
+            except (asyncio.TimeoutError, Exception):
+                pass
+        return True
+
+    async def close(self) -> None:
+        """Closes the connection without stopping the runtime."""
+        if self._reader_task is not None:
+            self._reader_task.cancel()
+        if self._writer is not None:
+            self._writer.close()
+        self._writer = None

@@ -1,0 +1,233 @@
+"""``asya dev``: the whole mesh as local processes, one runtime + sidecar pair per actor, plus the crew.
+
+It is the same runtime and sidecar code that runs in a pod; only the supervisor differs: here a
+crashed or restarted process (the runtime exits 75 after an ``actorTimeout``) is restarted by this
+module, as kubelet would restart a container. Children run in their own session (Ctrl-C reaches only
+the supervisor, which then stops sidecars first and runtimes last) and die with the supervisor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import json
+import signal
+import sys
+import time
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from asya_common import envelope as env
+from asya_common.protocol import RESTART_EXIT_CODE
+from asya_common.settings import to_env
+from asya_common.transport import QueueSpec, TransportSettings, create_transport
+from asya_cli.values import ActorSpec
+
+CONFIG_EXIT_CODES = (2, 3)  # runtime/sidecar: invalid configuration / handler failed to load
+DEV_FILE = "dev.json"
+
+
+@dataclass
+class ManagedProcess:
+    """One supervised child process."""
+
+    actor: str
+    role: str  # "runtime" or "sidecar"
+    argv: list[str]
+    env: dict[str, str]
+    log_path: Path
+    process: asyncio.subprocess.Process | None = None
+    restarts: int = 0
+    state: str = "starting"
+    last_error: str = ""
+    started_at: float = 0.0
+    history: list[float] = field(default_factory=list)
+
+
+def socket_path(state_dir: Path, actor: str) -> str:
+    """A Unix socket path for ``actor`` short enough for the 108-byte limit."""
+    candidate = state_dir / "sockets" / f"{actor}.sock"
+    if len(str(candidate)) < 100:
+        return str(candidate)
+    digest = hashlib.sha1(str(state_dir).encode()).hexdigest()[:10]
+    return f"/tmp/asya-{digest}/{actor}.sock"
+
+
+def crew_specs(state_dir: Path) -> list[ActorSpec]:
+    """happy-end and error-end as ordinary actors running the crew handlers."""
+    specs = []
+    for name, handler in ((env.HAPPY_END, "asya_crew.handlers.happy_end"), (env.ERROR_END, "asya_crew.handlers.error_end")):
+        specs.append(ActorSpec(
+            name=name, source=Path(__file__),
+            runtime_env={"ASYA_ACTOR_NAME": name, "ASYA_HANDLER": handler, "ASYA_HANDLER_MODE": "envelope",
+                         "ASYA_STATUS_DB": str(state_dir / "status.sqlite3")},
+            sidecar_env={"ASYA_ACTOR_NAME": name, "ASYA_CONCURRENCY": "4"}))
+    return specs
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: SIGTERM it when the supervisor dies (Linux prctl PR_SET_PDEATHSIG)."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+    except OSError:
+        pass
+
+
+class DevMesh:
+    """Starts, supervises and stops the local mesh.
+
+    Args:
+        actors: User actors from values files.
+        transport_settings: The broker (embedded SQLite by default).
+        state_dir: Where queues, the status store, sockets and logs live.
+        base_env: Environment the children inherit (PATH, HOME...).
+        out: Where the state table is printed.
+    """
+
+    def __init__(self, actors: list[ActorSpec], transport_settings: TransportSettings, state_dir: Path,
+                 base_env: dict[str, str], out: TextIO = sys.stdout):
+        self.state_dir = state_dir
+        self.transport_settings = transport_settings
+        self.actors = [*actors, *crew_specs(state_dir)]
+        self.out = out
+        self.processes: list[ManagedProcess] = []
+        self._stopping = asyncio.Event()
+        self.fatal: str | None = None
+        logs = state_dir / "logs"
+        transport_env = to_env(transport_settings)
+        for spec in self.actors:
+            sock = socket_path(state_dir, spec.name)
+            pythonpath = ":".join(p for p in (str(spec.source.parent), base_env.get("PYTHONPATH", "")) if p)
+            common = {**base_env, "PYTHONUNBUFFERED": "1", "ASYA_SOCKET_PATH": sock}
+            self.processes.append(ManagedProcess(
+                spec.name, "runtime", [sys.executable, "-m", "asya_runtime"],
+                {**common, **spec.runtime_env, "PYTHONPATH": pythonpath}, logs / f"{spec.name}.runtime.log"))
+            self.processes.append(ManagedProcess(
+                spec.name, "sidecar", [sys.executable, "-m", "asya_sidecar"],
+                {**common, **transport_env, **spec.sidecar_env, "ASYA_METRICS_PORT": "0",
+                 "ASYA_STATUS_DB": str(state_dir / "status.sqlite3")}, logs / f"{spec.name}.sidecar.log"))
+
+    async def prepare(self) -> None:
+        """Creates every queue and DLQ (actors and crew) and records the transport for ``asya send``."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        (self.state_dir / "logs").mkdir(exist_ok=True)
+        prefix = self.transport_settings.queue_prefix
+        async with create_transport(self.transport_settings) as transport:
+            for spec in self.actors:
+                max_receive = int(spec.sidecar_env.get("ASYA_DLQ_MAX_RECEIVE_COUNT", 10))
+                results = await transport.ensure_queue(QueueSpec(env.queue_name(spec.name, prefix),
+                                                                 env.dlq_name(spec.name, prefix), max_receive))
+                for result in results:
+                    if result.drift:
+                        print(f"warning: queue {result.queue} exists with different settings {result.drift}; "
+                              "left as is", file=self.out)
+        (self.state_dir / DEV_FILE).write_text(json.dumps({
+            "transport": to_env(self.transport_settings),
+            "actors": [s.name for s in self.actors]}, indent=2))
+
+    def stop(self) -> None:
+        """Requests an orderly shutdown (what Ctrl-C does)."""
+        self._stopping.set()
+
+    async def run(self) -> int:
+        """Runs until :meth:`stop` or a fatal configuration error; returns the exit code."""
+        await self.prepare()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.stop)
+        runtimes = [p for p in self.processes if p.role == "runtime"]
+        sidecars = [p for p in self.processes if p.role == "sidecar"]
+        tasks = [asyncio.create_task(self._supervise(p)) for p in runtimes + sidecars]
+        display = asyncio.create_task(self._display())
+        await self._stopping.wait()
+        display.cancel()
+        print("stopping: sidecars first (in-flight messages finish or return to their queues)...", file=self.out)
+        await self._terminate(sidecars, timeout=30)
+        await self._terminate(runtimes, timeout=10)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self.fatal:
+            print(f"asya dev: {self.fatal}", file=self.out)
+            return 1
+        print("stopped.", file=self.out)
+        return 0
+
+    async def _supervise(self, proc: ManagedProcess) -> None:
+        delay = 0.5
+        while not self._stopping.is_set():
+            log = open(proc.log_path, "ab")
+            proc.process = await asyncio.create_subprocess_exec(
+                *proc.argv, env=proc.env, stdout=log, stderr=log, stdin=asyncio.subprocess.DEVNULL,
+                start_new_session=True, preexec_fn=_die_with_parent)
+            log.close()
+            proc.state, proc.started_at = "up", time.monotonic()
+            code = await proc.process.wait()
+            if self._stopping.is_set():
+                proc.state = "stopped"
+                return
+            proc.last_error = _last_line(proc.log_path)
+            if code in CONFIG_EXIT_CODES and proc.restarts == 0:
+                self.fatal = f"{proc.actor} {proc.role} cannot start (exit {code}): {proc.last_error}"
+                proc.state = "failed"
+                self.stop()
+                return
+            proc.restarts += 1
+            if code == RESTART_EXIT_CODE:
+                proc.state, delay = "restarting", 0.0
+            else:
+                proc.state = f"crashed (exit {code}); restarting"
+                delay = 0.5 if time.monotonic() - proc.started_at > 30 else min(delay * 2, 30.0)
+            await asyncio.sleep(delay)
+
+    async def _terminate(self, procs: list[ManagedProcess], timeout: float) -> None:
+        alive = [p.process for p in procs if p.process and p.process.returncode is None]
+        for process in alive:
+            process.terminate()
+        try:
+            await asyncio.wait_for(asyncio.gather(*(p.wait() for p in alive)), timeout)
+        except asyncio.TimeoutError:
+            for process in alive:
+                if process.returncode is None:
+                    process.kill()
+            await asyncio.gather(*(p.wait() for p in alive))
+
+    async def _display(self) -> None:
+        last = None
+        async with create_transport(self.transport_settings) as transport:
+            while True:
+                rows = []
+                for spec in self.actors:
+                    pair = [p for p in self.processes if p.actor == spec.name]
+                    depth = await transport.depth(env.queue_name(spec.name, self.transport_settings.queue_prefix))
+                    dlq = await transport.depth(env.dlq_name(spec.name, self.transport_settings.queue_prefix))
+                    rows.append((spec.name, *(f"{p.state}" + (f" x{p.restarts}" if p.restarts else "") for p in pair),
+                                 f"{depth.ready}/{depth.in_flight}/{depth.delayed}", str(dlq.total)))
+                if rows != last:
+                    self.out.write(_table(rows))
+                    self.out.flush()
+                    last = rows
+                await asyncio.sleep(1.0)
+
+
+def _table(rows: list[tuple[str, ...]]) -> str:
+    header = ("actor", "runtime", "sidecar", "queue ready/in-flight/delayed", "dlq")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in [header, *rows]]
+    return f"[{time.strftime('%H:%M:%S')}]\n" + "\n".join(lines) + "\n"
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return lines[-1][:500] if lines else ""
+
+
+def read_dev_file(state_dir: Path) -> dict[str, Any] | None:
+    """The ``dev.json`` a running (or last) ``asya dev`` wrote, or None."""
+    path = state_dir / DEV_FILE
+    return json.loads(path.read_text()) if path.exists() else None

@@ -1,0 +1,173 @@
+"""Entry point of the ``asya`` command: argument parsing and the ``dev``, ``send`` and ``status`` verbs.
+
+The environment is read once here (``ASYA_*`` through the typed settings) and passed down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from asya_common import envelope as env
+from asya_common.settings import SettingsError, load_settings
+from asya_common.status_store import StatusStore, is_settled
+from asya_common.transport import TRANSPORTS, TransportError, TransportSettings, create_transport
+from asya_cli.dev import DevMesh, read_dev_file
+from asya_cli.values import ValuesError, load_actor
+
+
+class CliError(Exception):
+    """A user error: printed as one line, exit code 2."""
+
+
+def _transport_settings(args: argparse.Namespace, environ: dict[str, str]) -> TransportSettings:
+    """Settings for the broker: explicit flags, else the running dev mesh's, else ASYA_* env."""
+    state_dir = Path(args.state_dir)
+    source = dict(environ)
+    recorded = read_dev_file(state_dir)
+    if recorded and not getattr(args, "transport", None):
+        source.update(recorded["transport"])
+    if getattr(args, "transport", None):
+        source["ASYA_TRANSPORT"] = args.transport
+    source.setdefault("ASYA_SQLITE_PATH", str(state_dir / "queues.sqlite3"))
+    if source.get("ASYA_SQLITE_PATH") == TransportSettings.sqlite_path:
+        source["ASYA_SQLITE_PATH"] = str(state_dir / "queues.sqlite3")
+    return load_settings(TransportSettings, source)
+
+
+def cmd_dev(args: argparse.Namespace, environ: dict[str, str]) -> int:
+    state_dir = Path(args.state_dir).resolve()
+    layers = [Path(p) for p in args.base or []]
+    try:
+        actors = [load_actor(path, layers) for path in args.values]
+    except ValuesError as exc:
+        raise CliError(str(exc)) from None
+    names = [a.name for a in actors]
+    duplicates = {n for n in names if names.count(n) > 1}
+    if duplicates:
+        raise CliError(f"actor names must be unique; repeated: {', '.join(sorted(duplicates))}")
+    (state_dir).mkdir(parents=True, exist_ok=True)
+    settings = _transport_settings(args, environ)
+    print(f"asya dev: {len(actors)} actors + crew on {settings.kind}; state in {state_dir}; Ctrl-C stops")
+    mesh = DevMesh(actors, settings, state_dir, environ)
+    return asyncio.run(mesh.run())
+
+
+def _parse_headers(pairs: list[str]) -> dict[str, str]:
+    headers = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise CliError(f"--header needs key=value, got {pair!r}")
+        headers[key] = value
+    return headers
+
+
+def cmd_send(args: argparse.Namespace, environ: dict[str, str]) -> int:
+    try:
+        payload = json.loads(args.payload)
+    except json.JSONDecodeError as exc:
+        raise CliError(f"--payload is not JSON: {exc.msg} at column {exc.colno}") from None
+    route = [a.strip() for a in args.route.split(",") if a.strip()]
+    try:
+        envelope = env.make_envelope(route, payload, headers=_parse_headers(args.header or []), envelope_id=args.id)
+    except env.RouteError as exc:
+        raise CliError(str(exc)) from None
+    settings = _transport_settings(args, environ)
+    store = StatusStore(Path(args.state_dir) / "status.sqlite3")
+    store.mark_pending(envelope["id"], route[0])
+
+    async def publish() -> None:
+        async with create_transport(settings) as transport:
+            await transport.send(env.queue_name(route[0], settings.queue_prefix), env.dumps(envelope))
+
+    try:
+        asyncio.run(publish())
+    except TransportError as exc:
+        raise CliError(f"cannot publish to actor {route[0]!r}: {exc} (is `asya dev` running with this actor?)")
+    if not args.wait:
+        print(envelope["id"])
+        return 0
+    record = _wait(store, envelope["id"], args.timeout)
+    print(json.dumps(record, ensure_ascii=False))
+    if not is_settled(record):
+        return 3
+    return 0 if record["status"] == "succeeded" else 1
+
+
+def _wait(store: StatusStore, envelope_id: str, timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        record = store.tree(envelope_id) or {"id": envelope_id, "status": "pending"}
+        if is_settled(record) or time.monotonic() >= deadline:
+            return record
+        time.sleep(0.1)
+
+
+def cmd_status(args: argparse.Namespace, environ: dict[str, str]) -> int:
+    path = Path(args.state_dir) / "status.sqlite3"
+    if not path.exists():
+        raise CliError(f"no status store at {path} (run `asya dev` first or pass --state-dir)")
+    record = StatusStore(path).tree(args.id)
+    if record is None:
+        raise CliError(f"no envelope with id {args.id!r}")
+    print(json.dumps(record, ensure_ascii=False))
+    return 0
+
+
+def build_parser(environ: dict[str, str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="asya", description="Asya actor mesh: local dev mesh and tools")
+    state_default = environ.get("ASYA_STATE_DIR", ".asya")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    dev = sub.add_parser("dev", help="run actors from values files as local processes")
+    dev.add_argument("values", nargs="+", help="actor values files (one actor each)")
+    dev.add_argument("--base", action="append", help="shared values layer merged under every actor file")
+    dev.add_argument("--transport", choices=TRANSPORTS, help="broker (default: sqlite, or ASYA_TRANSPORT)")
+    dev.add_argument("--state-dir", default=state_default, help="queues, status store, logs (default .asya)")
+    dev.set_defaults(func=cmd_dev)
+
+    send = sub.add_parser("send", help="publish one envelope to the running dev mesh")
+    send.add_argument("--route", required=True, help="comma-separated actors, e.g. validate,classify,store")
+    send.add_argument("--payload", required=True, help="JSON payload")
+    send.add_argument("--header", action="append", help="header key=value (repeatable)")
+    send.add_argument("--id", help="envelope id (default: a new uuid)")
+    send.add_argument("--wait", action="store_true", help="wait for the final record and print it")
+    send.add_argument("--timeout", type=float, default=60.0, help="seconds to wait with --wait")
+    send.add_argument("--transport", choices=TRANSPORTS, help="override the dev mesh's broker")
+    send.add_argument("--state-dir", default=state_default)
+    send.set_defaults(func=cmd_send)
+
+    status = sub.add_parser("status", help="print an envelope's record as JSON")
+    status.add_argument("id")
+    status.add_argument("--state-dir", default=state_default)
+    status.set_defaults(func=cmd_status)
+
+    try:
+        from asya_cli import dlq_cmd
+    except ImportError:
+        dlq_cmd = None
+    if dlq_cmd is not None:
+        dlq_cmd.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the ``asya`` command; returns its exit code."""
+    environ = dict(os.environ)
+    args = build_parser(environ).parse_args(argv)
+    try:
+        return args.func(args, environ)
+    except (CliError, SettingsError) as exc:
+        print(f"asya {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""Actor values files: the same YAML a team passes to ``helm install charts/asya-actor -f``.
+
+``asya dev`` reads them to start local sidecar + runtime pairs. Files are merged over the chart's own
+``values.yaml`` and validated against its ``values.schema.json`` (when the chart is present in the
+checkout), exactly as Helm would, so a typo fails here the same way it fails ``helm template``.
+The env each container gets is derived here once (see docs/configuration.md).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+CHART_DIR = Path(__file__).resolve().parents[3] / "charts" / "asya-actor"
+
+
+class ValuesError(ValueError):
+    """A values file is unreadable or invalid; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class ActorSpec:
+    """One actor as ``asya dev`` runs it."""
+
+    name: str
+    source: Path
+    runtime_env: dict[str, str]
+    sidecar_env: dict[str, str]
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Merges ``override`` into a copy of ``base`` the way Helm merges ``-f`` files (maps merge, rest replaces)."""
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _load_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValuesError(f"{path}: cannot read values file: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValuesError(f"{path}: a values file must be a YAML mapping")
+    return data
+
+
+def _validate_against_chart(path: Path, values: dict[str, Any], chart_dir: Path) -> dict[str, Any]:
+    defaults_file, schema_file = chart_dir / "values.yaml", chart_dir / "values.schema.json"
+    merged = deep_merge(_load_yaml(defaults_file), values) if defaults_file.exists() else values
+    if schema_file.exists():
+        import jsonschema
+
+        schema = json.loads(schema_file.read_text(encoding="utf-8"))
+        errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(merged), key=lambda e: list(e.path))
+        if errors:
+            first = errors[0]
+            where = ".".join(str(p) for p in first.absolute_path) or "(top level)"
+            raise ValuesError(f"{path}: {where}: {first.message}")
+    return merged
+
+
+def _env_list(value: Any, path: Path) -> dict[str, str]:
+    if isinstance(value, dict):
+        return {str(k): str(v) for k, v in value.items()}
+    if isinstance(value, list):
+        out = {}
+        for item in value:
+            if not isinstance(item, dict) or "name" not in item:
+                raise ValuesError(f"{path}: env entries must be {{name, value}} mappings")
+            if "value" in item:
+                out[str(item["name"])] = str(item["value"])
+        return out
+    raise ValuesError(f"{path}: env must be a mapping or a list of {{name, value}}")
+
+
+def load_actor(path: str | Path, layers: list[Path] = (), chart_dir: Path = CHART_DIR) -> ActorSpec:
+    """Reads one actor values file (optionally over shared layers, like several ``-f`` files).
+
+    Raises:
+        ValuesError: Missing ``name``/``handler``, a typo'd key, or a value of the wrong type.
+    """
+    path = Path(path).resolve()
+    values: dict[str, Any] = {}
+    for layer in [*layers, path]:
+        values = deep_merge(values, _load_yaml(Path(layer)))
+    values = _validate_against_chart(path, values, chart_dir)
+    for key in ("name", "handler"):
+        if not isinstance(values.get(key), str) or not values[key]:
+            raise ValuesError(f"{path}: '{key}' is required")
+    name = values["name"]
+    resiliency = values.get("resiliency") or {}
+    policy = ((resiliency.get("policies") or {}).get("default")) or {}
+    concurrency = str(values.get("concurrency", 1))
+    runtime_env = {
+        **_env_list(values.get("env") or {}, path),
+        "ASYA_ACTOR_NAME": name,
+        "ASYA_HANDLER": values["handler"],
+        "ASYA_HANDLER_MODE": values.get("handlerMode") or "payload",
+        "ASYA_HANDLER_ARGS": json.dumps(values.get("handlerArgs") or {}),
+        "ASYA_CONCURRENCY": concurrency,
+    }
+    sidecar_env = {"ASYA_ACTOR_NAME": name, "ASYA_CONCURRENCY": concurrency}
+    optional = {
+        "ASYA_ACTOR_TIMEOUT": resiliency.get("actorTimeout"),
+        "ASYA_RETRY_MAX_ATTEMPTS": policy.get("maxAttempts"),
+        "ASYA_RETRY_BACKOFF": policy.get("backoff"),
+        "ASYA_RETRY_INITIAL_INTERVAL": policy.get("initialInterval"),
+        "ASYA_RETRY_MAX_INTERVAL": policy.get("maxInterval"),
+        "ASYA_DLQ_MAX_RECEIVE_COUNT": (resiliency.get("deadLetter") or {}).get("maxReceiveCount"),
+    }
+    sidecar_env.update({k: str(v) for k, v in optional.items() if v is not None})
+    return ActorSpec(name=name, source=path, runtime_env=runtime_env, sidecar_env=sidecar_env)

@@ -1,0 +1,161 @@
+"""RabbitMQ helpers that are not the message path: queue arguments, drift, delay buckets, depth.
+
+AMQP cannot read a queue's arguments back, but RabbitMQ answers a declare with different arguments
+with ``PRECONDITION_FAILED - inequivalent arg 'x' ... but current is the value 'v'``. Declaring with
+a guess, correcting it from each error, until the declare succeeds, reads the actual arguments
+without any plugin (:func:`read_arguments`). Depth needs the in-flight count, which only the
+management plugin's HTTP API exposes (:func:`management_depth`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import math
+import re
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+import aiormq.exceptions
+
+from asya_common.transport.base import QueueDepth, QueueNotFound, TransportError
+
+QUORUM = "quorum"
+DEFAULT_MANAGEMENT_PORT = 15672
+_INEQUIVALENT = re.compile(
+    r"inequivalent arg '(?P<arg>[^']+)'.*?but current is (?:none|the value '(?P<value>.*)' of type '(?P<type>\w+)')"
+)
+_INTEGER_TYPES = {"long", "signedint", "short", "byte", "unsignedbyte", "unsignedshort", "unsignedint"}
+# Delayed sends are parked in per-delay queues whose message TTL is the delay; delays are rounded
+# UP to one of these steps (about 10% apart) so a message is never early and few queues exist.
+_DELAY_STEP = 1.1
+_MIN_DELAY_MS = 50
+
+
+def queue_arguments(max_receive_count: int | None, dlq_name: str | None) -> dict[str, Any]:
+    """Arguments of an Asya queue: quorum, bounded deliveries, at-least-once dead-lettering."""
+    args: dict[str, Any] = {"x-queue-type": QUORUM}
+    if dlq_name:
+        args.update(
+            {
+                "x-delivery-limit": max(0, max_receive_count - 1) if max_receive_count else 0,
+                "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": dlq_name,
+                "x-dead-letter-strategy": "at-least-once",
+                "x-overflow": "reject-publish",
+            }
+        )
+    return args
+
+
+def spec_attributes(arguments: dict[str, Any]) -> dict[str, Any]:
+    """Maps actual queue arguments back onto :meth:`QueueSpec.attributes` terms."""
+    limit = arguments.get("x-delivery-limit")
+    return {
+        "dlq_name": arguments.get("x-dead-letter-routing-key") or None,
+        "max_receive_count": None if limit is None else int(limit) + 1,
+        "queue_type": arguments.get("x-queue-type", "classic"),
+    }
+
+
+async def read_arguments(connection, queue: str, guess: dict[str, Any]) -> dict[str, Any]:
+    """Reads the arguments of an existing queue by declaring it with ``guess`` and fixing mismatches.
+
+    Raises:
+        QueueNotFound: The queue does not exist.
+    """
+    channel = await connection.channel()
+    try:
+        await channel.declare_queue(queue, passive=True)
+    except aiormq.exceptions.ChannelNotFoundEntity:
+        raise QueueNotFound(f"RabbitMQ queue {queue!r} does not exist") from None
+    finally:
+        if not channel.is_closed:
+            await channel.close()
+    args = dict(guess)
+    for _ in range(32):
+        channel = await connection.channel()
+        try:
+            await channel.declare_queue(queue, durable=True, arguments=args)
+            return args
+        except aiormq.exceptions.ChannelPreconditionFailed as exc:
+            match = _INEQUIVALENT.search(str(exc))
+            if not match or match["arg"] == "durable":
+                raise TransportError(f"queue {queue!r} cannot be inspected: {exc}") from None
+            if match["value"] is None:
+                args.pop(match["arg"], None)
+            else:
+                value: Any = match["value"]
+                args[match["arg"]] = int(value) if match["type"] in _INTEGER_TYPES else value
+        finally:
+            if not channel.is_closed:
+                await channel.close()
+    raise TransportError(f"queue {queue!r}: could not read its arguments")
+
+
+def delay_bucket_ms(delay_seconds: float) -> int:
+    """The delay-queue TTL used for ``delay_seconds``: the next step at or above it."""
+    wanted = max(_MIN_DELAY_MS, math.ceil(delay_seconds * 1000))
+    step = math.ceil(math.log(wanted / _MIN_DELAY_MS, _DELAY_STEP) - 1e-9)
+    return max(wanted, round(_MIN_DELAY_MS * _DELAY_STEP**step))
+
+
+def delay_queue_name(queue: str, bucket_ms: int) -> str:
+    return f"{queue}.delay.{bucket_ms}"
+
+
+def delay_queue_arguments(queue: str, bucket_ms: int) -> dict[str, Any]:
+    """A parking queue: messages expire after ``bucket_ms`` into ``queue``; the queue itself expires when idle."""
+    return {
+        "x-queue-type": QUORUM,
+        "x-message-ttl": bucket_ms,
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": queue,
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+        "x-expires": bucket_ms + 600_000,
+    }
+
+
+class ManagementAPI:
+    """Reads queue depth from the management plugin (HTTP, on the AMQP host)."""
+
+    def __init__(self, amqp_url: str):
+        parsed = urllib.parse.urlsplit(amqp_url)
+        query = dict(urllib.parse.parse_qsl(parsed.query))
+        port = int(query.get("management_port", DEFAULT_MANAGEMENT_PORT))
+        scheme = "https" if parsed.scheme == "amqps" else "http"
+        self.base = f"{scheme}://{parsed.hostname or '127.0.0.1'}:{port}/api"
+        user = urllib.parse.unquote(parsed.username or "guest")
+        password = urllib.parse.unquote(parsed.password or "guest")
+        self._auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        vhost = urllib.parse.unquote(parsed.path[1:]) if len(parsed.path) > 1 else "/"
+        self._vhost = urllib.parse.quote(vhost, safe="")
+
+    def _get(self, path: str) -> Any:
+        request = urllib.request.Request(self.base + path, headers={"Authorization": self._auth})
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return json.load(response)
+
+    def _depth(self, queue: str) -> QueueDepth:
+        try:
+            info = self._get(f"/queues/{self._vhost}/{urllib.parse.quote(queue, safe='')}")
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                raise QueueNotFound(f"RabbitMQ queue {queue!r} does not exist") from None
+            raise
+        pattern = urllib.parse.quote("^" + re.escape(queue) + r"\.delay\.\d+$", safe="")
+        parked = self._get(f"/queues/{self._vhost}?name={pattern}&use_regex=true&page=1&page_size=500")
+        delayed = sum(int(q.get("messages", 0) or 0) for q in parked.get("items", []))
+        return QueueDepth(
+            ready=int(info.get("messages_ready", 0) or 0),
+            in_flight=int(info.get("messages_unacknowledged", 0) or 0),
+            delayed=delayed,
+        )
+
+    async def depth(self, queue: str) -> QueueDepth:
+        """Ready, unacknowledged and parked-for-delay messages (stats lag by the broker's collection interval)."""
+        return await asyncio.to_thread(self._depth, queue)
