@@ -99,9 +99,7 @@ class Sidecar:
         self._receiving = True
         backoff = 0.5
         while not self._stopping.is_set():
-            await slots.acquire()
-            if self._stopping.is_set():
-                slots.release()
+            if not await self._acquire_unless_stopping(slots):
                 break
             free = 1
             while free < self.settings.concurrency and not slots.locked():
@@ -123,6 +121,20 @@ class Sidecar:
                 self._tasks.add(task)
                 task.add_done_callback(lambda t: (self._tasks.discard(t), slots.release(), _log_crash(self.log, t)))
         self._receiving = False
+
+    async def _acquire_unless_stopping(self, slots: asyncio.Semaphore) -> bool:
+        """Waits for a free slot; returns False (holding none) as soon as shutdown starts."""
+        acquire = asyncio.ensure_future(slots.acquire())
+        stop = asyncio.ensure_future(self._stopping.wait())
+        await asyncio.wait({acquire, stop}, return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if self._stopping.is_set():
+            if acquire.done() and not acquire.cancelled():
+                slots.release()
+            else:
+                acquire.cancel()
+            return False
+        return True
 
     async def _sleep_unless_stopping(self, seconds: float) -> None:
         try:

@@ -145,8 +145,11 @@ class MessageProcessor:
             except (MessageTooLarge, QueueNotFound) as exc:
                 await self._failed(message, envelope, _error_of(exc), attempt, log)
             return
-        await self._failed(message, envelope, frame.get("error") or {"type": "Error", "message": str(frame)},
-                           attempt, log)
+        error = frame.get("error") or {"type": "Error", "message": str(frame)}
+        if error.get("type") == "ShuttingDown":  # the runtime is stopping; the handler never ran
+            await self._return(message, "returned", delay=1.0)
+            return
+        await self._failed(message, envelope, error, attempt, log)
 
     async def _failed(self, message: ReceivedMessage, envelope: dict[str, Any], error: dict[str, Any],
                       attempt: int, log: Any) -> None:

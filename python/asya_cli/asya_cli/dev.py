@@ -164,6 +164,7 @@ class DevMesh:
                 start_new_session=True, preexec_fn=_die_with_parent)
             log.close()
             proc.state, proc.started_at = "up", time.monotonic()
+            self._write_pids()
             code = await proc.process.wait()
             if self._stopping.is_set():
                 proc.state = "stopped"
@@ -181,6 +182,16 @@ class DevMesh:
                 proc.state = f"crashed (exit {code}); restarting"
                 delay = 0.5 if time.monotonic() - proc.started_at > 30 else min(delay * 2, 30.0)
             await asyncio.sleep(delay)
+
+    def _write_pids(self) -> None:
+        """Records live pids in ``pids.json`` (for operators and the crash tests)."""
+        pids: dict[str, dict[str, int]] = {}
+        for p in self.processes:
+            if p.process is not None and p.process.returncode is None:
+                pids.setdefault(p.actor, {})[p.role] = p.process.pid
+        tmp = self.state_dir / "pids.json.tmp"
+        tmp.write_text(json.dumps(pids, indent=2))
+        tmp.replace(self.state_dir / "pids.json")
 
     async def _terminate(self, procs: list[ManagedProcess], timeout: float) -> None:
         alive = [p.process for p in procs if p.process and p.process.returncode is None]

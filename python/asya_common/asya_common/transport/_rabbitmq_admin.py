@@ -26,7 +26,8 @@ from asya_common.transport.base import QueueDepth, QueueNotFound, TransportError
 QUORUM = "quorum"
 DEFAULT_MANAGEMENT_PORT = 15672
 _INEQUIVALENT = re.compile(
-    r"inequivalent arg '(?P<arg>[^']+)'.*?but current is (?:none|the value '(?P<value>.*)' of type '(?P<type>\w+)')"
+    r"inequivalent arg '(?P<arg>[^']+)'.*?but current is "
+    r"(?:none|the value '(?P<value>.*)' of type '(?P<type>\w+)'|'(?P<bare>.*)')"
 )
 _INTEGER_TYPES = {"long", "signedint", "short", "byte", "unsignedbyte", "unsignedshort", "unsignedint"}
 # Delayed sends are parked in per-delay queues whose message TTL is the delay; delays are rounded
@@ -85,11 +86,14 @@ async def read_arguments(connection, queue: str, guess: dict[str, Any]) -> dict[
             match = _INEQUIVALENT.search(str(exc))
             if not match or match["arg"] == "durable":
                 raise TransportError(f"queue {queue!r} cannot be inspected: {exc}") from None
-            if match["value"] is None:
-                args.pop(match["arg"], None)
-            else:
+            if match["value"] is not None:
                 value: Any = match["value"]
                 args[match["arg"]] = int(value) if match["type"] in _INTEGER_TYPES else value
+            elif match["bare"] is not None:
+                bare = match["bare"]
+                args[match["arg"]] = int(bare) if re.fullmatch(r"-?\d+", bare) else bare
+            else:
+                args.pop(match["arg"], None)
         finally:
             if not channel.is_closed:
                 await channel.close()

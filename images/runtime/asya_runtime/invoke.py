@@ -1,0 +1,163 @@
+"""Turns one handler call into output envelopes (and live ``fly`` data) according to the handler contract.
+
+Payload mode: ``f(payload)``; a value is one output, a list fans out, ``None`` means no output.
+Envelope mode: ``f(envelope)``; returns an envelope, a list of them or ``None``; only ``route.next``
+may change. Generators (sync or async) yield outputs one by one plus the ops ``("SET", path, value)``
+(payload mode; applies to outputs yielded after it) and ``("FLY", data)`` (sent at once).
+
+Sync handlers run in a worker thread so the event loop keeps serving other calls and ``shutdown``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import copy
+import inspect
+import traceback
+from typing import Any, Awaitable, Callable
+
+from asya_common.envelope import RouteError, apply_set, check_route_rewrite, copy_envelope, validate
+
+from asya_runtime.loader import LoadedHandler
+
+FlySender = Callable[[Any], Awaitable[None]]
+_OWN_MODULES = ("builtins", "__main__", "asya_common", "asya_runtime")
+
+
+class ResultError(TypeError):
+    """The handler produced something that cannot be sent (not JSON-serialisable)."""
+
+
+def error_info(exc: BaseException) -> dict[str, str]:
+    """Describes a processing error for the ``error`` frame: type, message and full traceback.
+
+    The type is the class name for built-in and Asya errors (``ValueError``, ``RouteError``) and
+    ``module.Class`` for the user's own exceptions.
+    """
+    cls = type(exc)
+    module = cls.__module__ or ""
+    own = module.split(".")[0] in _OWN_MODULES
+    return {
+        "type": cls.__qualname__ if own else f"{module}.{cls.__qualname__}",
+        "message": str(exc),
+        "traceback": "".join(traceback.format_exception(exc)),
+    }
+
+
+class OutputCollector:
+    """Accumulates the outputs of one call; applies SET ops to a working copy of the input envelope."""
+
+    def __init__(self, envelope: dict[str, Any], mode: str):
+        self.input = envelope
+        self.mode = mode
+        self.working = copy_envelope({**envelope, "payload": None})  # SET target; payload set per output
+        self.outputs: list[dict[str, Any]] = []
+
+    def argument(self) -> Any:
+        """What the handler is called with: the payload, or a copy of the envelope."""
+        return self.input["payload"] if self.mode == "payload" else copy_envelope(self.input)
+
+    def on_return(self, result: Any) -> None:
+        """Records the return value of a non-generator handler."""
+        if result is None:
+            return
+        for item in result if isinstance(result, list) else [result]:
+            self._add(item, copy_item=False)
+
+    def on_yield(self, item: Any) -> tuple[str, Any] | None:
+        """Records one yielded item; returns ``("FLY", data)`` when it must be streamed now."""
+        if isinstance(item, tuple) and item and isinstance(item[0], str):
+            op = item[0]
+            if op == "FLY":
+                if len(item) != 2:
+                    raise RouteError(f"FLY takes one value: ('FLY', data), got a tuple of {len(item)}")
+                return ("FLY", item[1])
+            if op == "SET":
+                if self.mode == "envelope":
+                    raise RouteError("SET is not available in envelope mode: yield envelopes with route.next rewritten")
+                if len(item) != 3 or not isinstance(item[1], str):
+                    raise RouteError(f"SET takes a path and a value: ('SET', '.route.next', [...]), got {item!r:.200}")
+                apply_set(self.working, item[1], item[2])
+                return None
+            raise RouteError(f"unknown generator op {op!r}: a yielded tuple must start with 'SET' or 'FLY'")
+        if item is not None:
+            self._add(item, copy_item=True)
+        return None
+
+    def _add(self, item: Any, copy_item: bool) -> None:
+        if self.mode == "payload":
+            output = copy_envelope(self.working)
+            output["payload"] = copy.deepcopy(item) if copy_item else item
+        else:
+            output = validate(copy.deepcopy(item) if copy_item else item)
+            check_route_rewrite(self.input, output)
+        self.outputs.append(output)
+
+
+class Invoker:
+    """Calls the loaded handler for one envelope at a time (many at once on one loop)."""
+
+    def __init__(self, handler: LoadedHandler, mode: str, executor: concurrent.futures.Executor):
+        self.handler = handler
+        self.mode = mode
+        self.executor = executor
+
+    async def invoke(self, envelope: dict[str, Any], send_fly: FlySender) -> list[dict[str, Any]]:
+        """Runs the handler on ``envelope``.
+
+        Args:
+            envelope: A validated input envelope (never modified).
+            send_fly: Coroutine function that sends one ``fly`` frame and waits until it is written.
+
+        Returns:
+            The output envelopes (``route.curr`` unchanged; the sidecar advances them).
+
+        Raises:
+            Exception: Whatever the handler raised, or RouteError/EnvelopeError for a broken contract.
+        """
+        collector = OutputCollector(envelope, self.mode)
+        if self.handler.is_async:
+            await self._consume(self.handler.function(collector.argument()), collector, send_fly)
+            return collector.outputs
+        loop = asyncio.get_running_loop()
+        context = contextvars.copy_context()
+        pending = await loop.run_in_executor(
+            self.executor, context.run, self._run_sync, collector, send_fly, loop
+        )
+        if pending is not None:  # a sync callable returned a coroutine / async generator
+            await self._consume(pending, collector, send_fly)
+        return collector.outputs
+
+    def _run_sync(self, collector: OutputCollector, send_fly: FlySender, loop: asyncio.AbstractEventLoop) -> Any:
+        """Worker-thread side: calls the handler and drains a sync generator; returns async leftovers."""
+        result = self.handler.function(collector.argument())
+        if inspect.iscoroutine(result) or inspect.isasyncgen(result):
+            return result
+        if inspect.isgenerator(result):
+            for item in result:
+                fly = collector.on_yield(item)
+                if fly is not None:
+                    asyncio.run_coroutine_threadsafe(send_fly(fly[1]), loop).result()
+        else:
+            collector.on_return(result)
+        return None
+
+    async def _consume(self, result: Any, collector: OutputCollector, send_fly: FlySender) -> None:
+        """Loop side: awaits a coroutine or drains an async generator into ``collector``."""
+        if inspect.isasyncgen(result):
+            async for item in result:
+                fly = collector.on_yield(item)
+                if fly is not None:
+                    await send_fly(fly[1])
+            return
+        if inspect.isawaitable(result):
+            result = await result
+        if inspect.isgenerator(result):  # unusual, but keep the contract: drain it
+            for item in result:
+                fly = collector.on_yield(item)
+                if fly is not None:
+                    await send_fly(fly[1])
+            return
+        collector.on_return(result)

@@ -1,0 +1,179 @@
+"""The Unix-socket server: frames in (``call``, ``ping``, ``shutdown``), frames out, bounded concurrency.
+
+One asyncio server; each connection is persistent and may carry several calls in flight, answered
+in any order by request ``id`` (see ``asya_common.protocol``). ``shutdown`` replies and then leaves the
+process at once with exit code 75, even when a sync handler thread is stuck. SIGTERM stops accepting
+calls, lets in-flight ones finish (up to the grace period) and exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+from asya_common import protocol
+from asya_common.envelope import EnvelopeError, validate
+
+from asya_runtime import jsonlog
+from asya_runtime.config import SHUTDOWN_GRACE_SECONDS, RuntimeSettings
+from asya_runtime.invoke import Invoker, ResultError, error_info
+from asya_runtime.loader import LoadedHandler
+
+log = logging.getLogger("asya_runtime")
+
+
+class Connection:
+    """One sidecar connection: serialises writes of whole frames."""
+
+    def __init__(self, writer: asyncio.StreamWriter):
+        self.writer = writer
+        self.lock = asyncio.Lock()
+        self.tasks: set[asyncio.Task] = set()
+
+    async def send(self, message: dict[str, Any]) -> None:
+        """Encodes and writes one frame (raises ResultError when the message is not JSON-serialisable)."""
+        try:
+            frame = protocol.encode_frame(message)
+        except (TypeError, ValueError) as exc:
+            raise ResultError(f"handler result is not JSON-serialisable: {exc}") from None
+        async with self.lock:
+            self.writer.write(frame)
+            await self.writer.drain()
+
+
+class RuntimeServer:
+    """Serves one loaded handler on ``settings.socket_path``."""
+
+    def __init__(self, settings: RuntimeSettings, handler: LoadedHandler):
+        self.settings = settings
+        self.handler = handler
+        self.executor = concurrent.futures.ThreadPoolExecutor(settings.concurrency, thread_name_prefix="asya-handler")
+        self.invoker = Invoker(handler, settings.handler_mode, self.executor)
+        self.slots = asyncio.Semaphore(settings.concurrency)
+        self.calls: set[asyncio.Task] = set()
+        self.stopping = asyncio.Event()
+
+    async def serve(self) -> int:
+        """Runs until SIGTERM/SIGINT; returns the process exit code."""
+        path = Path(self.settings.socket_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_socket() or path.exists():
+            path.unlink()
+        server = await asyncio.start_unix_server(self._on_connection, path=str(path), limit=2**20)
+        os.chmod(path, 0o666)
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.stopping.set)
+        log.info("runtime ready", extra={"socket": str(path), "mode": self.settings.handler_mode,
+                                          "concurrency": self.settings.concurrency, "pid": os.getpid()})
+        await self.stopping.wait()
+        server.close()
+        log.info("stopping: no new calls accepted", extra={"in_flight": len(self.calls)})
+        abandoned = 0
+        if self.calls:
+            _, still_running = await asyncio.wait(set(self.calls), timeout=SHUTDOWN_GRACE_SECONDS)
+            abandoned = len(still_running)
+        try:
+            path.unlink()
+        except OSError:
+            pass
+        if abandoned:
+            log.warning("grace period over: abandoning calls still running", extra={"abandoned": abandoned})
+            jsonlog.flush()
+            os._exit(0)  # stuck worker threads cannot be joined
+        log.info("stopped")
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        return 0
+
+    async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = Connection(writer)
+        try:
+            while True:
+                try:
+                    message = await protocol.read_frame(reader)
+                except protocol.ProtocolError as exc:
+                    log.error("closing connection: %s", exc)
+                    break
+                except ConnectionError:
+                    break
+                if message is None:
+                    break
+                await self._dispatch(conn, message)
+            if conn.tasks:  # the peer may have half-closed: still deliver what is in flight
+                await asyncio.wait(set(conn.tasks))
+        finally:
+            writer.close()
+
+    async def _dispatch(self, conn: Connection, message: dict[str, Any]) -> None:
+        request_id = message.get("id")
+        op = message.get("op")
+        if op == "call":
+            if self.stopping.is_set():
+                self._spawn(conn, self._reply_error(conn, request_id, "ShuttingDown", "runtime is shutting down"))
+                return
+            task = self._spawn(conn, self._call(conn, request_id, message.get("envelope")))
+            self.calls.add(task)
+            task.add_done_callback(self.calls.discard)
+        elif op == "ping":
+            self._spawn(conn, self._send(conn, {"id": request_id, "type": "pong",
+                                                "handler": self.handler.name, "pid": os.getpid()}))
+        elif op == "shutdown":
+            log.warning("shutdown requested by the sidecar: exiting for a restart",
+                        extra={"exit_code": protocol.RESTART_EXIT_CODE, "in_flight": len(self.calls)})
+            try:
+                await asyncio.wait_for(conn.send({"id": request_id, "type": "shutdown", "pid": os.getpid()}), 2.0)
+            except Exception:  # noqa: BLE001 - exiting anyway
+                pass
+            jsonlog.flush()
+            os._exit(protocol.RESTART_EXIT_CODE)
+        else:
+            self._spawn(conn, self._reply_error(conn, request_id, "ProtocolError",
+                                                f"unknown op {op!r} (expected 'call', 'ping' or 'shutdown')"))
+
+    def _spawn(self, conn: Connection, coro: Any) -> asyncio.Task:
+        task = asyncio.ensure_future(coro)
+        conn.tasks.add(task)
+        task.add_done_callback(conn.tasks.discard)
+        return task
+
+    async def _send(self, conn: Connection, message: dict[str, Any]) -> None:
+        try:
+            await conn.send(message)
+        except (ConnectionError, RuntimeError) as exc:
+            log.warning("could not answer request %r: %s", message.get("id"), exc)
+
+    async def _reply_error(self, conn: Connection, request_id: Any, kind: str, text: str) -> None:
+        await self._send(conn, {"id": request_id, "type": "error",
+                                "error": {"type": kind, "message": text, "traceback": ""}})
+
+    async def _call(self, conn: Connection, request_id: Any, envelope: Any) -> None:
+        token = jsonlog.current_envelope_id.set(envelope.get("id") if isinstance(envelope, dict) else None)
+        try:
+            async with self.slots:
+                try:
+                    validate(envelope)
+                except EnvelopeError as exc:
+                    await self._send(conn, {"id": request_id, "type": "error", "error": error_info(exc)})
+                    return
+
+                async def send_fly(data: Any) -> None:
+                    await conn.send({"id": request_id, "type": "fly", "data": data})
+
+                try:
+                    outputs = await self.invoker.invoke(envelope, send_fly)
+                    await conn.send({"id": request_id, "type": "result", "outputs": outputs})
+                    log.debug("call done", extra={"outputs": len(outputs)})
+                except (ConnectionError, asyncio.CancelledError):
+                    raise
+                except Exception as exc:  # noqa: BLE001 - every handler failure becomes an error frame
+                    log.info("handler raised %s: %s", type(exc).__name__, exc)
+                    await self._send(conn, {"id": request_id, "type": "error", "error": error_info(exc)})
+        except ConnectionError as exc:
+            log.warning("connection lost before the result was sent: %s", exc)
+        finally:
+            jsonlog.current_envelope_id.reset(token)

@@ -1,0 +1,376 @@
+"""RabbitMQ transport (aio-pika): quorum queues, publisher confirms, client-side leases.
+
+How the interface maps onto RabbitMQ (details and operator notes in ``docs/transports.md``):
+
+* queues are durable **quorum** queues bound to the direct exchange ``ASYA_RABBITMQ_EXCHANGE``;
+  messages are persistent and ``send`` waits for the publisher confirm (``mandatory``: an
+  unroutable message raises :class:`QueueNotFound` instead of vanishing);
+* ``x-delivery-limit`` = ``max_receive_count - 1`` dead-letters a message to ``<queue>-dlq``
+  (at-least-once dead-lettering) once it was delivered ``max_receive_count`` times;
+* RabbitMQ has no lease: a consumer holds a message until it acks or disconnects. The transport
+  keeps a lease per received message and **returns the message itself** (``basic.nack``,
+  requeue) when the lease lapses, which is a redelivery with a higher ``x-delivery-count``;
+* delayed sends and ``nack(delay)`` park the message in ``<queue>.delay.<ms>``, a quorum queue
+  whose message TTL dead-letters it back into ``<queue>``; delays round up to ~10% steps, so a
+  message is never early and the consumer is never blocked;
+* the connection is re-opened after a broker restart; leases held across it are lost (the broker
+  redelivers those messages: at most the in-flight window is delivered twice).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import aio_pika
+import aiormq.exceptions
+
+from asya_common.transport import _rabbitmq_admin as admin
+from asya_common.transport.base import (
+    EnsureResult,
+    LeaseLost,
+    QueueDepth,
+    QueueNotFound,
+    QueueSpec,
+    ReceivedMessage,
+    Transport,
+    TransportError,
+)
+from asya_common.transport.config import TransportSettings
+
+PRIOR_RECEIVES_HEADER = "x-asya-receive-count"
+RECONNECT_TIMEOUT = 60.0
+_CONNECTION_ERRORS = (
+    ConnectionError,
+    OSError,
+    aiormq.exceptions.AMQPConnectionError,
+    aiormq.exceptions.ChannelInvalidStateError,
+    aiormq.exceptions.ChannelClosed,
+    asyncio.TimeoutError,
+)
+
+
+@dataclass
+class _Lease:
+    incoming: aio_pika.abc.AbstractIncomingMessage
+    generation: int
+    deadline: float
+    lost: bool = False
+
+
+@dataclass
+class _Consumer:
+    channel: aio_pika.abc.AbstractChannel
+    prefetch: int
+    buffer: asyncio.Queue = field(default_factory=asyncio.Queue)
+
+
+class RabbitMQTransport(Transport):
+    """Transport over one AMQP connection: a confirming publish channel plus one channel per consumed queue."""
+
+    name = "rabbitmq"
+    #: Asya's limit, well under RabbitMQ's 128 MiB ``max_message_size``: quorum queues keep bodies in memory.
+    max_message_bytes = 16 * 1024 * 1024
+
+    def __init__(self, settings: TransportSettings):
+        self.settings = settings
+        self._url = settings.rabbitmq_url
+        self._exchange_name = settings.rabbitmq_exchange
+        self._management = admin.ManagementAPI(settings.rabbitmq_url)
+        self._connection: aio_pika.abc.AbstractConnection | None = None
+        self._publisher: aio_pika.abc.AbstractChannel | None = None
+        self._consumers: dict[str, _Consumer] = {}
+        self._leases: dict[int, _Lease] = {}
+        self._limits: dict[str, dict[str, Any]] = {}
+        self._delay_queues: set[str] = set()
+        self._generation = 0
+        self._reaper: asyncio.Task | None = None
+        self._lock = asyncio.Lock()
+
+    # -- connection -----------------------------------------------------------------------------
+
+    def _amqp_url(self) -> str:
+        base, _, query = self._url.partition("?")
+        kept = "&".join(p for p in query.split("&") if p and not p.startswith("management_port="))
+        return f"{base}?{kept}" if kept else base
+
+    async def connect(self) -> None:
+        await self._connected()
+        if self._reaper is None or self._reaper.done():
+            self._reaper = asyncio.get_running_loop().create_task(self._reap_leases())
+
+    async def _connected(self) -> aio_pika.abc.AbstractConnection:
+        """The open connection, re-opened (with retries) after it was lost."""
+        if self._connection is not None and not self._connection.is_closed:
+            return self._connection
+        async with self._lock:
+            if self._connection is not None and not self._connection.is_closed:
+                return self._connection
+            deadline = time.monotonic() + RECONNECT_TIMEOUT
+            while True:
+                try:
+                    connection = await aio_pika.connect(self._amqp_url(), timeout=5)
+                    break
+                except (ConnectionError, OSError, aiormq.exceptions.AMQPError, asyncio.TimeoutError) as exc:
+                    if time.monotonic() > deadline:
+                        raise TransportError(f"cannot connect to RabbitMQ: {exc}") from exc
+                    await asyncio.sleep(0.5)
+            self._generation += 1
+            self._consumers.clear()
+            self._delay_queues.clear()
+            self._connection = connection
+            self._publisher = await connection.channel(publisher_confirms=True, on_return_raises=True)
+            exchange = await self._publisher.declare_exchange(self._exchange_name, "direct", durable=True)
+            self._exchange = exchange
+            return connection
+
+    async def close(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+            self._reaper = None
+        for lease in self._leases.values():
+            lease.lost = True
+        self._leases.clear()
+        self._consumers.clear()
+        if self._connection is not None and not self._connection.is_closed:
+            await self._connection.close()
+        self._connection = None
+
+    def _broken(self) -> None:
+        if self._connection is not None and not self._connection.is_closed:
+            asyncio.get_running_loop().create_task(self._connection.close())
+        self._connection = None
+
+    # -- queues ---------------------------------------------------------------------------------
+
+    async def ensure_queue(self, spec: QueueSpec) -> list[EnsureResult]:
+        results = []
+        if spec.dlq_name:
+            results.append(await self._ensure_one(spec.dlq_name, admin.queue_arguments(None, None), None))
+        wanted_args = admin.queue_arguments(spec.max_receive_count, spec.dlq_name)
+        wanted = {**spec.attributes(), "queue_type": admin.QUORUM}
+        results.append(await self._ensure_one(spec.name, wanted_args, wanted))
+        return results
+
+    async def _ensure_one(self, name: str, args: dict[str, Any], wanted: dict[str, Any] | None) -> EnsureResult:
+        connection = await self._connected()
+        try:
+            actual = await admin.read_arguments(connection, name, args)
+        except QueueNotFound:
+            channel = await connection.channel()
+            created = await channel.declare_queue(name, durable=True, arguments=args)
+            await created.bind(self._exchange_name, routing_key=name)
+            await channel.close()
+            self._limits[name] = admin.spec_attributes(args)
+            return EnsureResult(queue=name, created=True)
+        attributes = admin.spec_attributes(actual)
+        self._limits[name] = attributes
+        wanted = wanted or {"queue_type": admin.QUORUM}
+        drift = {k: (v, attributes.get(k)) for k, v in wanted.items() if attributes.get(k) != v}
+        channel = await connection.channel()
+        existing = await channel.declare_queue(name, passive=True)
+        await existing.bind(self._exchange_name, routing_key=name)
+        await channel.close()
+        return EnsureResult(queue=name, created=False, drift=drift)
+
+    async def delete_queue(self, name: str) -> None:
+        connection = await self._connected()
+        self._consumers.pop(name, None)
+        self._limits.pop(name, None)
+        channel = await connection.channel()
+        try:
+            await channel.queue_delete(name)
+        except aiormq.exceptions.ChannelNotFoundEntity:
+            pass
+        finally:
+            if not channel.is_closed:
+                await channel.close()
+
+    async def _queue_limits(self, queue: str) -> dict[str, Any]:
+        if queue not in self._limits:
+            connection = await self._connected()
+            actual = await admin.read_arguments(connection, queue, admin.queue_arguments(10, f"{queue}-dlq"))
+            self._limits[queue] = admin.spec_attributes(actual)
+        return self._limits[queue]
+
+    # -- publishing -----------------------------------------------------------------------------
+
+    async def send(self, queue: str, body: bytes, *, delay_seconds: float = 0.0) -> None:
+        self.check_size(queue, body)
+        await self._publish(queue, body, delay_seconds=delay_seconds)
+
+    async def _publish(
+        self, queue: str, body: bytes, *, delay_seconds: float = 0.0, headers: dict | None = None,
+        message_id: str | None = None, direct: bool = False,
+    ) -> None:
+        """Publishes and waits for the confirm, retrying over a reconnect (a retry may duplicate)."""
+        message = aio_pika.Message(
+            body,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=message_id or uuid.uuid4().hex,
+            timestamp=time.time(),
+            headers=headers or {},
+        )
+        deadline = time.monotonic() + RECONNECT_TIMEOUT
+        while True:
+            try:
+                await self._connected()
+                if delay_seconds > 0:
+                    await self._publish_delayed(queue, message, delay_seconds)
+                elif direct:
+                    await self._publisher.default_exchange.publish(message, routing_key=queue, mandatory=True)
+                else:
+                    await self._exchange.publish(message, routing_key=queue, mandatory=True)
+                return
+            except aiormq.exceptions.PublishError as exc:
+                raise QueueNotFound(f"RabbitMQ queue {queue!r} does not exist (message unroutable)") from exc
+            except aiormq.exceptions.DeliveryError as exc:
+                raise TransportError(f"RabbitMQ did not confirm the message to {queue!r}: {exc}") from exc
+            except _CONNECTION_ERRORS as exc:
+                self._broken()
+                if time.monotonic() > deadline:
+                    raise TransportError(f"publish to {queue!r} failed: {exc}") from exc
+                await asyncio.sleep(0.5)
+
+    async def _publish_delayed(self, queue: str, message: aio_pika.Message, delay_seconds: float) -> None:
+        bucket = admin.delay_bucket_ms(delay_seconds)
+        parking = admin.delay_queue_name(queue, bucket)
+        if parking not in self._delay_queues:
+            channel = await self._connection.channel()
+            try:
+                await channel.declare_queue(queue, passive=True)
+            except aiormq.exceptions.ChannelNotFoundEntity:
+                raise QueueNotFound(f"RabbitMQ queue {queue!r} does not exist") from None
+            channel = await self._connection.channel()
+            await channel.declare_queue(parking, durable=True, arguments=admin.delay_queue_arguments(queue, bucket))
+            await channel.close()
+            self._delay_queues.add(parking)
+        await self._publisher.default_exchange.publish(message, routing_key=parking, mandatory=True)
+
+    # -- consuming ------------------------------------------------------------------------------
+
+    async def _consumer(self, queue: str, prefetch: int) -> _Consumer:
+        await self._connected()
+        consumer = self._consumers.get(queue)
+        if consumer is not None and not consumer.channel.is_closed:
+            if prefetch > consumer.prefetch:
+                await consumer.channel.set_qos(prefetch_count=prefetch)
+                consumer.prefetch = prefetch
+            return consumer
+        channel = await self._connection.channel()
+        await channel.set_qos(prefetch_count=prefetch)
+        try:
+            amqp_queue = await channel.declare_queue(queue, passive=True)
+        except aiormq.exceptions.ChannelNotFoundEntity:
+            raise QueueNotFound(f"RabbitMQ queue {queue!r} does not exist") from None
+        consumer = _Consumer(channel=channel, prefetch=prefetch)
+        await amqp_queue.consume(consumer.buffer.put)
+        self._consumers[queue] = consumer
+        return consumer
+
+    async def receive(
+        self, queue: str, *, max_messages: int = 1, wait_seconds: float = 1.0, lease_seconds: float = 30.0
+    ) -> list[ReceivedMessage]:
+        deadline = time.monotonic() + max(wait_seconds, 0.0)
+        try:
+            consumer = await self._consumer(queue, max(1, max_messages))
+        except _CONNECTION_ERRORS as exc:
+            self._broken()
+            raise TransportError(f"receive from {queue!r} failed: {exc}") from exc
+        received: list[ReceivedMessage] = []
+        while len(received) < max_messages:
+            try:
+                if received:
+                    incoming = consumer.buffer.get_nowait()
+                else:
+                    remaining = deadline - time.monotonic()
+                    incoming = await asyncio.wait_for(consumer.buffer.get(), max(remaining, 0.001))
+            except (asyncio.QueueEmpty, asyncio.TimeoutError):
+                break
+            message = await self._lease(queue, incoming, lease_seconds)
+            if message is not None:
+                received.append(message)
+        return received
+
+    async def _lease(self, queue: str, incoming, lease_seconds: float) -> ReceivedMessage | None:
+        headers = incoming.headers or {}
+        count = int(headers.get(PRIOR_RECEIVES_HEADER, 0) or 0) + int(headers.get("x-delivery-count", 0) or 0) + 1
+        limits = await self._queue_limits(queue)
+        limit, dlq = limits.get("max_receive_count"), limits.get("dlq_name")
+        if limit is not None and dlq and count > limit:
+            # Counted across delayed re-publishes, which the broker's own x-delivery-limit cannot see.
+            clean = {k: v for k, v in headers.items() if k != PRIOR_RECEIVES_HEADER}
+            await self._publish(dlq, incoming.body, headers=clean, message_id=incoming.message_id, direct=True)
+            await incoming.ack()
+            return None
+        lease = _Lease(incoming, self._generation, time.monotonic() + lease_seconds)
+        self._leases[id(lease)] = lease
+        stamp = incoming.timestamp.timestamp() if incoming.timestamp else None
+        return ReceivedMessage(
+            queue=queue,
+            body=incoming.body,
+            message_id=incoming.message_id or str(incoming.delivery_tag),
+            receive_count=count,
+            handle=lease,
+            enqueued_at=stamp,
+        )
+
+    def _live_lease(self, message: ReceivedMessage) -> _Lease:
+        lease: _Lease = message.handle
+        if lease.lost or lease.generation != self._generation or time.monotonic() > lease.deadline:
+            raise LeaseLost(f"lease of message {message.message_id} on {message.queue!r} expired; it will be redelivered")
+        return lease
+
+    async def _settle(self, lease: _Lease, action: str) -> None:
+        self._leases.pop(id(lease), None)
+        lease.lost = True
+        try:
+            if action == "ack":
+                await lease.incoming.ack()
+            else:
+                await lease.incoming.nack(requeue=True)
+        except _CONNECTION_ERRORS as exc:
+            self._broken()
+            raise LeaseLost(f"connection lost before {action}; the broker redelivers the message ({exc})") from exc
+
+    async def ack(self, message: ReceivedMessage) -> None:
+        await self._settle(self._live_lease(message), "ack")
+
+    async def nack(self, message: ReceivedMessage, *, delay_seconds: float = 0.0) -> None:
+        try:
+            lease = self._live_lease(message)
+        except LeaseLost:
+            return  # already back in the queue
+        if delay_seconds <= 0:
+            await self._settle(lease, "nack")
+            return
+        headers = {k: v for k, v in (lease.incoming.headers or {}).items() if not k.startswith("x-death")}
+        headers.pop("x-delivery-count", None)
+        headers[PRIOR_RECEIVES_HEADER] = message.receive_count
+        await self._publish(
+            message.queue, message.body, delay_seconds=delay_seconds, headers=headers, message_id=message.message_id
+        )
+        await self._settle(lease, "ack")
+
+    async def extend_lease(self, message: ReceivedMessage, seconds: float) -> None:
+        self._live_lease(message).deadline = time.monotonic() + seconds
+
+    async def _reap_leases(self) -> None:
+        """Returns messages whose lease lapsed to their queue (the broker counts a redelivery)."""
+        while True:
+            await asyncio.sleep(0.1)
+            now = time.monotonic()
+            for lease in [lease for lease in self._leases.values() if lease.deadline < now]:
+                self._leases.pop(id(lease), None)
+                lease.lost = True
+                if lease.generation == self._generation:
+                    try:
+                        await lease.incoming.nack(requeue=True)
+                    except _CONNECTION_ERRORS:
+                        pass  # the connection is gone: the broker requeues it anyway
+
+    async def depth(self, queue: str) -> QueueDepth:
+        return await self._management.depth(queue)

@@ -1,0 +1,93 @@
+"""Nothing lost: kill -9 of a sidecar or a runtime in the middle of 1,000 envelopes, and SIGTERM drains."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+
+import pytest
+
+from asya_common import envelope as env
+from tests.integration.conftest import policy
+from tests.support.mesh import Mesh
+
+pytestmark = pytest.mark.slow
+
+
+def _processed(log_path) -> list[int]:
+    return [int(x) for x in log_path.read_text().split()] if log_path.exists() else []
+
+
+def _final_count(mesh: Mesh, ids: list[str]) -> dict[str, int]:
+    rows = mesh.store._conn.execute("SELECT status, COUNT(*) FROM records WHERE status IN ('succeeded','failed') "
+                                    "GROUP BY status").fetchall()
+    return dict(rows)
+
+
+@pytest.mark.parametrize("victim", [("relay-a", "sidecar"), ("relay-b", "runtime")])
+def test_kill_9_in_the_middle_of_1000_envelopes_loses_nothing(tmp_path, victim):
+    actors = [{"name": "relay-a", "handler": "mesh_handlers.count_and_echo", "concurrency": 4,
+               "resiliency": policy(max_attempts=3, initial="100ms")},
+              {"name": "relay-b", "handler": "mesh_handlers.count_and_echo", "concurrency": 4,
+               "resiliency": policy(max_attempts=3, initial="100ms")}]
+    mesh = Mesh(tmp_path, actors, env={"ASYA_LEASE_SECONDS": "2"}).start()
+    try:
+        log = tmp_path / "calls.log"
+        envelopes = [env.make_envelope(["relay-a", "relay-b"], {"n": i, "log": str(log)}) for i in range(1000)]
+        for e in envelopes:
+            mesh.store.mark_pending(e["id"])
+        mesh.send_bodies("relay-a", [env.dumps(e) for e in envelopes])
+        deadline = time.monotonic() + 120
+        while len(_processed(log)) < 600 and time.monotonic() < deadline:  # both hops under way
+            time.sleep(0.02)
+        killed = mesh.kill(*victim)
+        deadline = time.monotonic() + 180
+        while sum(_final_count(mesh, []).values()) < 1000 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        finals = _final_count(mesh, [])
+        assert finals.get("succeeded", 0) + finals.get("failed", 0) == 1000, finals
+        assert finals.get("failed", 0) == 0  # a crash costs at most one attempt of 3
+        calls = _processed(log)
+        assert set(calls) == set(range(1000))
+        duplicates = len(calls) - 2000
+        print(f"\nkilled {victim[0]} {victim[1]} (pid {killed}); {len(calls)} handler calls for 2000 hops, "
+              f"{duplicates} duplicates")
+        assert mesh.pids()[victim[0]][victim[1]] != killed  # the supervisor restarted it
+    finally:
+        mesh.stop()
+
+
+def test_sigterm_lets_in_flight_work_finish_within_grace(tmp_path):
+    actors = [{"name": "slow", "handler": "mesh_handlers.count_and_echo", "resiliency": policy(max_attempts=1)}]
+    mesh = Mesh(tmp_path, actors, env={"ASYA_SHUTDOWN_GRACE": "10s"}).start()
+    try:
+        log = tmp_path / "calls.log"
+        sent = mesh.send(["slow"], {"n": 1, "log": str(log), "sleep": 2})
+        while not _processed(log):
+            time.sleep(0.02)
+        os.kill(mesh.pids()["slow"]["sidecar"], signal.SIGTERM)
+        record = mesh.wait_final(sent["id"], timeout=30)
+        assert record["status"] == "succeeded"
+        assert _processed(log) == [1]  # finished once, not returned and redone
+        assert "draining in-flight messages" in mesh.log("slow", "sidecar")
+    finally:
+        mesh.stop()
+
+
+def test_sigterm_returns_work_that_outlives_the_grace_period(tmp_path):
+    actors = [{"name": "slow", "handler": "mesh_handlers.count_and_echo", "resiliency": policy(max_attempts=1)}]
+    mesh = Mesh(tmp_path, actors, env={"ASYA_SHUTDOWN_GRACE": "500ms"}).start()
+    try:
+        log = tmp_path / "calls.log"
+        sent = mesh.send(["slow"], {"n": 7, "log": str(log), "sleep": 3})
+        while not _processed(log):
+            time.sleep(0.02)
+        os.kill(mesh.pids()["slow"]["sidecar"], signal.SIGTERM)
+        record = mesh.wait_final(sent["id"], timeout=60)
+        assert record["status"] == "succeeded"  # returned to the queue, then done by the restarted sidecar
+        assert _processed(log) == [7, 7]
+        assert re.search(r"returned unfinished messages to the queue", mesh.log("slow", "sidecar"))
+    finally:
+        mesh.stop()
