@@ -22,7 +22,8 @@ $(KUBE_APISERVER):
 	mv $@.tmp $@
 	@$@ --version
 
-test-cluster: venv tools-kube tools-helm
+test-cluster: venv tools-kube tools-helm keda-crds
 	$(PY) -m pytest tests/cluster -q
 
 TEST_PREREQS += tools-kube
+EXTRA_PY_PACKAGES += -e images/controller

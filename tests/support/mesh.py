@@ -71,7 +71,8 @@ class Mesh:
 
     def ready(self, names: set[str]) -> bool:
         pids = self.pids()
-        return all(set(pids.get(n, {})) == {"runtime", "sidecar"} for n in names)
+        return all(set(pids.get(n, {})) == {"runtime", "sidecar"} and '"sidecar ready"' in self.log(n, "sidecar")
+                   for n in names)
 
     def pids(self) -> dict[str, dict[str, int]]:
         try:

@@ -84,13 +84,14 @@ class DevMesh:
         state_dir: Where queues, the status store, sockets and logs live.
         base_env: Environment the children inherit (PATH, HOME...).
         out: Where the state table is printed.
+        with_crew: Also run happy-end and error-end (benchmarks drain happy-end themselves).
     """
 
     def __init__(self, actors: list[ActorSpec], transport_settings: TransportSettings, state_dir: Path,
-                 base_env: dict[str, str], out: TextIO = sys.stdout):
+                 base_env: dict[str, str], out: TextIO = sys.stdout, with_crew: bool = True):
         self.state_dir = state_dir
         self.transport_settings = transport_settings
-        self.actors = [*actors, *crew_specs(state_dir)]
+        self.actors = [*actors, *(crew_specs(state_dir) if with_crew else [])]
         self.out = out
         self.processes: list[ManagedProcess] = []
         self._stopping = asyncio.Event()
@@ -107,7 +108,8 @@ class DevMesh:
             self.processes.append(ManagedProcess(
                 spec.name, "sidecar", [sys.executable, "-m", "asya_sidecar"],
                 {**common, **transport_env, **spec.sidecar_env, "ASYA_METRICS_PORT": "0",
-                 "ASYA_STATUS_DB": str(state_dir / "status.sqlite3")}, logs / f"{spec.name}.sidecar.log"))
+                 "ASYA_STATUS_DB": str(state_dir / "status.sqlite3") if with_crew else ""},
+                logs / f"{spec.name}.sidecar.log"))
 
     async def prepare(self) -> None:
         """Creates every queue and DLQ (actors and crew) and records the transport for ``asya send``."""

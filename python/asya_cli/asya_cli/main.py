@@ -80,8 +80,6 @@ def cmd_send(args: argparse.Namespace, environ: dict[str, str]) -> int:
     except env.RouteError as exc:
         raise CliError(str(exc)) from None
     settings = _transport_settings(args, environ)
-    store = StatusStore(Path(args.state_dir) / "status.sqlite3")
-    store.mark_pending(envelope["id"], route[0])
 
     async def publish() -> None:
         async with create_transport(settings) as transport:
@@ -91,6 +89,8 @@ def cmd_send(args: argparse.Namespace, environ: dict[str, str]) -> int:
         asyncio.run(publish())
     except TransportError as exc:
         raise CliError(f"cannot publish to actor {route[0]!r}: {exc} (is `asya dev` running with this actor?)")
+    store = StatusStore(Path(args.state_dir) / "status.sqlite3")
+    store.mark_pending(envelope["id"], route[0])  # never overwrites a record the mesh already finished
     if not args.wait:
         print(envelope["id"])
         return 0

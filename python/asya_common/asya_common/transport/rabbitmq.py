@@ -83,6 +83,7 @@ class RabbitMQTransport(Transport):
         self._connection: aio_pika.abc.AbstractConnection | None = None
         self._publisher: aio_pika.abc.AbstractChannel | None = None
         self._consumers: dict[str, _Consumer] = {}
+        self._consumer_locks: dict[str, asyncio.Lock] = {}
         self._leases: dict[int, _Lease] = {}
         self._limits: dict[str, dict[str, Any]] = {}
         self._delay_queues: set[str] = set()
@@ -227,6 +228,8 @@ class RabbitMQTransport(Transport):
                 return
             except aiormq.exceptions.PublishError as exc:
                 raise QueueNotFound(f"RabbitMQ queue {queue!r} does not exist (message unroutable)") from exc
+            except aiormq.exceptions.ChannelPreconditionFailed as exc:
+                raise TransportError(f"publish to {queue!r} refused: {exc}") from exc
             except aiormq.exceptions.DeliveryError as exc:
                 raise TransportError(f"RabbitMQ did not confirm the message to {queue!r}: {exc}") from exc
             except _CONNECTION_ERRORS as exc:
@@ -254,6 +257,11 @@ class RabbitMQTransport(Transport):
 
     async def _consumer(self, queue: str, prefetch: int) -> _Consumer:
         await self._connected()
+        lock = self._consumer_locks.setdefault(queue, asyncio.Lock())
+        async with lock:  # concurrent receivers of one queue share one consumer
+            return await self._consumer_locked(queue, prefetch)
+
+    async def _consumer_locked(self, queue: str, prefetch: int) -> _Consumer:
         consumer = self._consumers.get(queue)
         if consumer is not None and not consumer.channel.is_closed:
             if prefetch > consumer.prefetch:
