@@ -87,7 +87,7 @@ async def run_sidecar(settings: TransportSettings, concurrency: int, throughput_
                        runtime_env={"ASYA_ACTOR_NAME": name, "ASYA_HANDLER": "handlers.noop",
                                     "ASYA_CONCURRENCY": str(concurrency)},
                        sidecar_env={"ASYA_ACTOR_NAME": name, "ASYA_CONCURRENCY": str(concurrency),
-                                    "ASYA_LOG_LEVEL": "WARNING"}) for name in STAGES]
+                                    }) for name in STAGES]
     with open(os.devnull, "w") as quiet:
         mesh = DevMesh(specs, settings, state, dict(os.environ), out=quiet, with_crew=False)
         task = asyncio.create_task(mesh.run())

@@ -29,6 +29,7 @@ ROUTING_ACTORS = [
     {"name": "flaky3", "handler": "mesh_handlers.flaky", "resiliency": policy(max_attempts=3, initial="300ms")},
     {"name": "flaky2", "handler": "mesh_handlers.flaky", "resiliency": policy(max_attempts=2, initial="300ms")},
     {"name": "sleepy", "handler": "mesh_handlers.sleepy", "resiliency": policy(max_attempts=1, timeout="2s")},
+    {"name": "long", "handler": "mesh_handlers.count_and_echo", "concurrency": 2, "resiliency": policy(max_attempts=1, timeout="30s")},
 ]
 
 

@@ -95,3 +95,11 @@ def test_malformed_bodies_and_route_mismatch_end_in_error_end_and_sidecar_keeps_
     reasons = " | ".join(e["message"] for e, _ in malformed)
     assert "not JSON" in reasons and "not UTF-8" in reasons and "'id'" in reasons and "'route'" in reasons
     assert all(e["actor"] == "echo" for e, _ in malformed)
+
+
+def test_lease_is_extended_while_a_long_handler_runs(mesh, tmp_path):
+    """The mesh leases for 3 s; a 7 s call must not be redelivered to a second consumer meanwhile."""
+    log = tmp_path / "calls.log"
+    sent = mesh.send(["long"], {"n": 1, "log": str(log), "sleep": 7})
+    assert mesh.wait_final(sent["id"], timeout=60)["status"] == "succeeded"
+    assert log.read_text().split() == ["1"]
