@@ -54,6 +54,8 @@ class MessageProcessor:
         self._runtime, self._metrics, self._log = runtime, metrics, log
         self._prefix, self._progress = queue_prefix, progress
         self._terminal = settings.actor in env.TERMINAL_ACTORS
+        self._leased: dict[int, tuple[ReceivedMessage, float]] = {}
+        self._keeper: asyncio.Task | None = None
 
     async def process(self, message: ReceivedMessage) -> None:
         """Handles one leased message; never raises for message-level problems."""
@@ -110,8 +112,9 @@ class MessageProcessor:
         generation = self._runtime.generation
         started = time.perf_counter()
         try:
-            frame = await asyncio.wait_for(self._runtime.call(envelope, self._on_fly), self._settings.actor_timeout)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(self._settings.actor_timeout):
+                frame = await self._runtime.call(envelope, self._on_fly)
+        except TimeoutError:
             self._metrics.restart("timeout")
             log.error("handler exceeded actorTimeout; restarting runtime", timeout=self._settings.actor_timeout,
                       attempt=attempt)
@@ -180,8 +183,12 @@ class MessageProcessor:
         for output in outputs:
             destination = self._settings.actor if own_queue else output["route"]["curr"]
             by_queue.setdefault(destination, []).append(output)
-        await asyncio.gather(*(self._publish(env.queue_name(dest, self._prefix), batch, delay)
-                               for dest, batch in by_queue.items()))
+        if len(by_queue) == 1:
+            ((dest, batch),) = by_queue.items()
+            await self._publish(env.queue_name(dest, self._prefix), batch, delay)
+        else:
+            await asyncio.gather(*(self._publish(env.queue_name(dest, self._prefix), batch, delay)
+                                   for dest, batch in by_queue.items()))
         for dest, batch in by_queue.items():
             for _ in batch:
                 self._metrics.published(dest)
@@ -221,22 +228,30 @@ class MessageProcessor:
 
     @asynccontextmanager
     async def _keep_leased(self, message: ReceivedMessage) -> AsyncIterator[None]:
-        """Extends the message's lease every third of the lease while it is being processed."""
-        lease = self._settings.lease_seconds
-
-        async def heartbeat() -> None:
-            while True:
-                await asyncio.sleep(lease / 3)
-                try:
-                    await self._transport.extend_lease(message, lease)
-                except TransportError as exc:
-                    self._log.warning("lease extension failed", error=str(exc), message_id=message.message_id)
-
-        task = asyncio.create_task(heartbeat(), name="lease-heartbeat")
+        """Registers the message with the lease keeper for as long as it is being processed."""
+        self._leased[id(message)] = (message, time.monotonic())
+        if self._keeper is None or self._keeper.done():
+            self._keeper = asyncio.create_task(self._keep_leases(), name="lease-keeper")
         try:
             yield
         finally:
-            task.cancel()
+            self._leased.pop(id(message), None)
+
+    async def _keep_leases(self) -> None:
+        """One task for all in-flight messages: extends each lease every third of the lease period."""
+        lease = self._settings.lease_seconds
+        while self._leased:
+            await asyncio.sleep(lease / 6)
+            now = time.monotonic()
+            for key, (message, extended_at) in list(self._leased.items()):
+                if now - extended_at < lease / 3 or key not in self._leased:
+                    continue
+                try:
+                    await self._transport.extend_lease(message, lease)
+                    if key in self._leased:
+                        self._leased[key] = (message, time.monotonic())
+                except TransportError as exc:
+                    self._log.warning("lease extension failed", error=str(exc), message_id=message.message_id)
 
 
 def _error_of(exc: BaseException) -> dict[str, Any]:
