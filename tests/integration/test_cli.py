@@ -74,3 +74,25 @@ def test_dev_with_an_unimportable_handler_exits_with_one_clear_line(tmp_path):
     assert done.returncode == 1
     assert "a runtime cannot start (exit 2)" in done.stdout or "a runtime cannot start (exit 3)" in done.stdout
     assert "no_such_module" in done.stdout
+
+
+def test_dev_rejects_a_typo_in_a_values_key_like_helm_would(tmp_path):
+    values = tmp_path / "a.yaml"
+    values.write_text(yaml.safe_dump({"name": "a", "handler": "m.f", "resilency": {"actorTimeout": "3s"}}))
+    done = asya("dev", str(values), state=tmp_path / "state")
+    assert done.returncode == 2
+    assert "'resilency' was unexpected" in done.stderr and "a.yaml" in done.stderr
+
+
+def test_dev_runs_the_teams_values_files_unchanged(tmp_path):
+    """The example actors are valid chart values: asya dev and helm read the same files."""
+    from asya_cli.values import load_actor
+    from pathlib import Path
+
+    examples = sorted((Path(__file__).resolve().parents[2] / "examples" / "digits" / "actors").glob("*.yaml"))
+    specs = [load_actor(p) for p in examples]
+    classify = next(s for s in specs if s.name == "classify")
+    assert classify.runtime_env["ASYA_HANDLER"] == "classify.DigitClassifier.predict"
+    assert json.loads(classify.runtime_env["ASYA_HANDLER_ARGS"]) == {"C": 0.5}
+    assert classify.sidecar_env["ASYA_ACTOR_TIMEOUT"] == "30s"
+    assert classify.sidecar_env["ASYA_RETRY_MAX_ATTEMPTS"] == "2"
