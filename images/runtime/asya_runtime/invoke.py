@@ -42,8 +42,19 @@ def error_info(exc: BaseException) -> dict[str, str]:
     return {
         "type": cls.__qualname__ if own else f"{module}.{cls.__qualname__}",
         "message": str(exc),
-        "traceback": "".join(traceback.format_exception(exc)),
+        "traceback": "".join(traceback.format_exception(cls, exc, _user_frames(exc.__traceback__))),
     }
+
+
+_PLUMBING = ("/asya_runtime/", "/concurrent/futures/", "/asyncio/")
+
+
+def _user_frames(tb: Any) -> Any:
+    """Skips the runtime's own leading frames so a traceback starts in the user's code (if any)."""
+    first = tb
+    while tb is not None and any(part in tb.tb_frame.f_code.co_filename for part in _PLUMBING):
+        tb = tb.tb_next
+    return tb or first
 
 
 class OutputCollector:
