@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from asya_common import envelope as env
+from asya_common.settings import to_env
 from asya_common.status_store import StatusStore, is_settled
 from asya_common.transport import TransportSettings, create_transport
 
@@ -35,32 +36,34 @@ class Mesh:
         env: Extra environment for ``asya dev`` and its children (e.g. ``ASYA_LEASE_SECONDS``).
     """
 
-    def __init__(self, tmp: Path, actors: list[dict[str, Any]], env: dict[str, str] | None = None):
+    def __init__(self, tmp: Path, actors: list[dict[str, Any]], env: dict[str, str] | None = None,
+                 files: list[Path] = (), transport: TransportSettings | None = None):
         self.tmp = tmp
         self.state = tmp / "state"
         self.values_dir = tmp / "values"
         self.values_dir.mkdir(parents=True, exist_ok=True)
         for module in HANDLERS_DIR.glob("*.py"):
             (self.values_dir / module.name).write_text(module.read_text())
-        self.files = []
+        self.files = list(files)
         for actor in actors:
             path = self.values_dir / f"{actor['name']}.yaml"
             path.write_text(yaml.safe_dump(actor))
             self.files.append(path)
         self.extra_env = {"ASYA_LEASE_SECONDS": "3", **(env or {})}
         self.process: subprocess.Popen | None = None
-        self.transport_settings = TransportSettings(sqlite_path=str(self.state / "queues.sqlite3"))
+        self.transport_settings = transport or TransportSettings(sqlite_path=str(self.state / "queues.sqlite3"))
         self._store: StatusStore | None = None
 
     def start(self, timeout: float = 60) -> "Mesh":
         environ = {**os.environ, **self.extra_env, "ASYA_STATE_DIR": str(self.state), "PYTHONUNBUFFERED": "1"}
         environ.pop("ASYA_TRANSPORT", None)
+        environ.update(to_env(self.transport_settings))
         self.out = open(self.tmp / "dev.out", "w")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "asya_cli.main", "dev", "--state-dir", str(self.state), *map(str, self.files)],
             cwd=self.tmp, env=environ, stdout=self.out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
-        names = {a.stem for a in self.files} | {"happy-end", "error-end"}
+        names = {yaml.safe_load(f.read_text())["name"] for f in self.files} | {"happy-end", "error-end"}
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"asya dev exited {self.process.returncode}: {self.output()}")
@@ -105,7 +108,8 @@ class Mesh:
         async def go() -> None:
             async with create_transport(self.transport_settings) as transport:
                 for start in range(0, len(bodies), 200):
-                    await transport.send_many(env.queue_name(actor), bodies[start:start + 200])
+                    await transport.send_many(env.queue_name(actor, self.transport_settings.queue_prefix),
+                                              bodies[start:start + 200])
 
         asyncio.run(go())
 
