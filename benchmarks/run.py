@@ -1,8 +1,9 @@
 """`make bench`: the pipeline benchmark table, sidecar vs bare relay, per transport and concurrency.
 
 Usage: ``python -m benchmarks.run [--transports sqlite,rabbitmq] [-n 2000] [--latency-n 200] [--rate 50]``.
-Broker transports use the ASYA_* connection env (e.g. ASYA_RABBITMQ_URL) and are skipped, with a
-note, when their server is not reachable.
+Broker transports use the ASYA_* connection env when it is set (e.g. ASYA_RABBITMQ_URL); otherwise the
+benchmark starts the same local servers the tests use (RabbitMQ from Debian, ElasticMQ, the Pub/Sub
+emulator) on 127.0.0.1 and stops them afterwards. A broker that cannot be started is reported and skipped.
 """
 
 from __future__ import annotations
@@ -10,11 +11,36 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import tempfile
 from dataclasses import replace
+from pathlib import Path
 
 from asya_common.settings import load_settings
 from asya_common.transport import TransportError, TransportSettings, create_transport
 from benchmarks.pipeline import run_relay, run_sidecar, sqlite_settings
+
+
+def _local_broker(kind: str, workdir: Path):
+    """Starts a local server for ``kind``; returns (server, settings overrides)."""
+    from tests.support import brokers
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    if kind == "rabbitmq":
+        server = brokers.RabbitMQServer(workdir)
+        server.start()
+        return server, {"rabbitmq_url": server.url}
+    if kind == "sqs":
+        server = brokers.ElasticMQServer(workdir)
+        server.start()
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "asya-bench")
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "asya-bench")
+        return server, {"sqs_endpoint_url": server.endpoint}
+    server = brokers.PubSubEmulator(workdir)
+    server.start()
+    return server, {"pubsub_emulator_host": server.host, "pubsub_project": "asya-bench"}
+
+
+_ENV_OF = {"rabbitmq": "ASYA_RABBITMQ_URL", "sqs": "ASYA_SQS_ENDPOINT_URL", "pubsub": "ASYA_PUBSUB_EMULATOR_HOST"}
 
 
 async def _reachable(settings: TransportSettings) -> str | None:
@@ -29,7 +55,7 @@ async def _reachable(settings: TransportSettings) -> str | None:
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--transports", default="sqlite")
+    parser.add_argument("--transports", default="sqlite,rabbitmq,sqs,pubsub")
     parser.add_argument("-n", type=int, default=2000, help="envelopes in the throughput run")
     parser.add_argument("--latency-n", type=int, default=200, help="envelopes in the paced latency run")
     parser.add_argument("--rate", type=float, default=50.0, help="paced latency run: envelopes per second")
@@ -37,19 +63,31 @@ async def main() -> None:
     args = parser.parse_args()
     rows = []
     for kind in args.transports.split(","):
+        server = None
         base = sqlite_settings() if kind == "sqlite" else replace(load_settings(TransportSettings, dict(os.environ)),
                                                                    kind=kind)
-        problem = None if kind == "sqlite" else await _reachable(base)
-        if problem:
-            print(f"{kind}: skipped, broker not reachable ({problem})")
-            continue
-        for concurrency in [int(c) for c in args.concurrency.split(",")]:
-            settings = sqlite_settings() if kind == "sqlite" else base
-            relay = await run_relay(settings, concurrency, args.n, args.latency_n, args.rate)
-            settings = sqlite_settings() if kind == "sqlite" else base
-            sidecar = await run_sidecar(settings, concurrency, args.n, args.latency_n, args.rate)
-            rows.append((kind, concurrency, sidecar, relay))
-            _print_row(*rows[-1], header=len(rows) == 1)
+        try:
+            if kind != "sqlite" and not os.environ.get(_ENV_OF[kind]):
+                try:
+                    server, overrides = _local_broker(kind, Path(tempfile.mkdtemp(prefix=f"asya-bench-{kind}-")))
+                except Exception as exc:  # noqa: BLE001 - any start failure is reported, then skipped
+                    print(f"{kind}: skipped, could not start a local server ({type(exc).__name__}: {exc})")
+                    continue
+                base = replace(base, **overrides)
+            problem = None if kind == "sqlite" else await _reachable(base)
+            if problem:
+                print(f"{kind}: skipped, broker not reachable ({problem})")
+                continue
+            for concurrency in [int(c) for c in args.concurrency.split(",")]:
+                settings = sqlite_settings() if kind == "sqlite" else base
+                relay = await run_relay(settings, concurrency, args.n, args.latency_n, args.rate)
+                settings = sqlite_settings() if kind == "sqlite" else base
+                sidecar = await run_sidecar(settings, concurrency, args.n, args.latency_n, args.rate)
+                rows.append((kind, concurrency, sidecar, relay))
+                _print_row(*rows[-1], header=len(rows) == 1)
+        finally:
+            if server is not None:
+                server.stop()
 
 
 def _print_row(kind, concurrency, sidecar, relay, header=False):
