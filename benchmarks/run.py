@@ -54,6 +54,7 @@ async def _reachable(settings: TransportSettings) -> str | None:
 
 
 async def main() -> None:
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")  # quiet gRPC fork notices when stages are spawned
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--transports", default="sqlite,rabbitmq,sqs,pubsub")
     parser.add_argument("-n", type=int, default=2000, help="envelopes in the throughput run")
