@@ -96,3 +96,35 @@ def test_dev_runs_the_teams_values_files_unchanged(tmp_path):
     assert json.loads(classify.runtime_env["ASYA_HANDLER_ARGS"]) == {"C": 0.5}
     assert classify.sidecar_env["ASYA_ACTOR_TIMEOUT"] == "30s"
     assert classify.sidecar_env["ASYA_RETRY_MAX_ATTEMPTS"] == "2"
+
+
+def test_replay_sends_a_failed_envelope_back_with_fresh_attempts(mesh, tmp_path):
+    import uuid
+
+    key = uuid.uuid4().hex
+    payload = {"key": key, "fail_times": 2, "log": str(tmp_path / "log.jsonl")}
+    sent = asya("send", "--route", "flaky2,add-one", "--payload", json.dumps({**payload, "x": 1}), "--wait",
+                state=mesh.state)
+    first = json.loads(sent.stdout)
+    assert first["status"] == "failed"
+    replayed = asya("replay", first["id"], state=mesh.state)
+    assert replayed.returncode == 0 and "replayed to flaky2" in replayed.stdout
+    record = mesh.wait_final(first["id"])
+    assert record["status"] == "succeeded"
+    assert record["result"]["x"] == 2 and record["result"]["attempts"] == 3  # continued on to add-one
+
+
+def test_replay_refuses_malformed_bodies_and_unfinished_envelopes(mesh):
+    mesh.send_bodies("echo", [b"{definitely not json"])
+    import time
+
+    deadline = time.monotonic() + 20
+    row = None
+    while row is None and time.monotonic() < deadline:
+        row = mesh.store._conn.execute(
+            "SELECT id FROM records WHERE error LIKE '%MalformedEnvelope%' ORDER BY updated_at DESC").fetchone()
+        time.sleep(0.1)
+    done = asya("replay", row[0], state=mesh.state)
+    assert done.returncode == 2 and "never a valid envelope" in done.stderr
+    mesh.store.mark_pending("still-pending")
+    assert "only failed envelopes" in asya("replay", "still-pending", state=mesh.state).stderr

@@ -137,8 +137,7 @@ class Mesh:
         raise TimeoutError(f"envelope {envelope_id} not final after {timeout}s: {self.store.tree(envelope_id)}")
 
     def final_envelope(self, envelope_id: str) -> dict[str, Any]:
-        row = self.store._conn.execute("SELECT envelope FROM records WHERE id=?", (envelope_id,)).fetchone()
-        return json.loads(row[0])
+        return self.store.stored_envelope(envelope_id)[1]
 
     def kill(self, actor: str, role: str) -> int:
         pid = self.pids()[actor][role]

@@ -1,4 +1,4 @@
-"""Entry point of the ``asya`` command: argument parsing and the ``dev``, ``send`` and ``status`` verbs.
+"""Entry point of the ``asya`` command: argument parsing and the ``dev``, ``send``, ``status`` and ``replay`` verbs.
 
 The environment is read once here (``ASYA_*`` through the typed settings) and passed down.
 """
@@ -19,6 +19,7 @@ from asya_common.settings import SettingsError, load_settings
 from asya_common.status_store import StatusStore, is_settled
 from asya_common.transport import TRANSPORTS, TransportError, TransportSettings, create_transport
 from asya_cli.dev import DevMesh, read_dev_file
+from asya_cli.replay import ReplayError, replay_envelope
 from asya_cli.values import ValuesError, load_actor
 
 
@@ -121,6 +122,27 @@ def cmd_status(args: argparse.Namespace, environ: dict[str, str]) -> int:
     return 0
 
 
+def cmd_replay(args: argparse.Namespace, environ: dict[str, str]) -> int:
+    path = Path(args.state_dir) / "status.sqlite3"
+    if not path.exists():
+        raise CliError(f"no status store at {path} (run `asya dev` first or pass --state-dir)")
+    store = StatusStore(path)
+    try:
+        actor, envelope = replay_envelope(store, args.id)
+    except ReplayError as exc:
+        raise CliError(str(exc)) from None
+    settings = _transport_settings(args, environ)
+
+    async def publish() -> None:
+        async with create_transport(settings) as transport:
+            await transport.send(env.queue_name(actor, settings.queue_prefix), env.dumps(envelope))
+
+    store.reset(args.id)
+    asyncio.run(publish())
+    print(f"{args.id} replayed to {actor}")
+    return 0
+
+
 def build_parser(environ: dict[str, str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="asya", description="Asya actor mesh: local dev mesh and tools")
     state_default = environ.get("ASYA_STATE_DIR", ".asya")
@@ -148,6 +170,11 @@ def build_parser(environ: dict[str, str]) -> argparse.ArgumentParser:
     status.add_argument("id")
     status.add_argument("--state-dir", default=state_default)
     status.set_defaults(func=cmd_status)
+
+    replay = sub.add_parser("replay", help="send a failed envelope back to the actor that failed it")
+    replay.add_argument("id")
+    replay.add_argument("--state-dir", default=state_default)
+    replay.set_defaults(func=cmd_replay)
 
     try:
         from asya_cli import dlq_cmd

@@ -56,6 +56,11 @@ class StatusStore:
             (envelope_id, parent_id, PENDING, actor, now, now),
         )
 
+    def reset(self, envelope_id: str) -> None:
+        """Moves a record back to ``pending`` (a replay), keeping nothing of its final state."""
+        self._conn.execute("UPDATE records SET status=?, result=NULL, error=NULL, updated_at=? WHERE id=?",
+                           (PENDING, time.time(), envelope_id))
+
     def mark_running(self, envelope_id: str, actor: str) -> None:
         """Marks a record ``running`` at ``actor``; final records are never moved back."""
         now = time.time()
@@ -94,6 +99,13 @@ class StatusStore:
             (envelope_id,),
         ).fetchone()
         return _to_record(row) if row else None
+
+    def stored_envelope(self, envelope_id: str) -> tuple[str, dict[str, Any] | None] | None:
+        """``(status, envelope)`` of a record (the envelope as the crew received it), or None."""
+        row = self._conn.execute("SELECT status, envelope FROM records WHERE id=?", (envelope_id,)).fetchone()
+        if row is None:
+            return None
+        return row[0], json.loads(row[1]) if row[1] else None
 
     def children(self, envelope_id: str) -> list[dict[str, Any]]:
         """Records of the fan-out children of ``envelope_id`` (direct children only)."""
