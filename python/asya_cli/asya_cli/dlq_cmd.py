@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
+import sys
 from typing import Any
 
 from asya_common import dlq
@@ -54,8 +56,26 @@ def add_parser(subparsers: Any) -> None:
     redrive.set_defaults(func=cmd_redrive)
 
 
+class DLQCommandError(Exception):
+    """A DLQ operation failed in a way the user can act on; printed as one line, exit code 2."""
+
+
+def _cli(command):
+    """Turns :class:`DLQCommandError` into one line on stderr and exit code 2."""
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace, environ: dict[str, str]) -> int:
+        try:
+            return command(args, environ)
+        except DLQCommandError as exc:
+            print(f"asya dlq {args.dlq_command}: {exc}", file=sys.stderr)
+            return 2
+
+    return run
+
+
 def _run(args: argparse.Namespace, environ: dict[str, str], operation) -> Any:
-    from asya_cli.main import CliError, _transport_settings
+    from asya_cli.main import _transport_settings  # the one place that picks the broker for every verb
 
     settings = _transport_settings(args, environ)
 
@@ -66,16 +86,28 @@ def _run(args: argparse.Namespace, environ: dict[str, str], operation) -> Any:
     try:
         return asyncio.run(go())
     except QueueNotFound as exc:
-        raise CliError(f"{exc} (is the actor deployed on this transport?)") from None
+        raise DLQCommandError(f"{exc} (is the actor deployed on this transport?)") from None
     except (TransportError, ValueError) as exc:
-        raise CliError(str(exc)) from None
+        raise DLQCommandError(str(exc)) from None
 
 
+async def _require_queue(transport, name: str) -> None:
+    """Raises QueueNotFound for a missing queue (brokers that cannot count are given the benefit of the doubt)."""
+    try:
+        await transport.depth(name)
+    except QueueNotFound:
+        raise
+    except TransportError:
+        pass
+
+
+@_cli
 def cmd_list(args: argparse.Namespace, environ: dict[str, str]) -> int:
     """Prints each DLQ's depth (ready / in flight)."""
     depths = _run(args, environ, lambda t, prefix: dlq.list_dlqs(t, prefix, args.actors or None))
     if args.json:
-        print(json.dumps({a: {"ready": d.ready, "in_flight": d.in_flight, "total": d.total} for a, d in depths.items()}))
+        print(json.dumps({a: {"ready": d.ready, "in_flight": d.in_flight, "total": d.total}
+                          for a, d in depths.items()}))
         return 0
     if not depths:
         print("no dead-letter queues")
@@ -87,10 +119,12 @@ def cmd_list(args: argparse.Namespace, environ: dict[str, str]) -> int:
     return 0
 
 
+@_cli
 def cmd_show(args: argparse.Namespace, environ: dict[str, str]) -> int:
     """Prints up to ``-n`` dead letters of one actor as JSON lines; they stay in the DLQ."""
 
     async def show(transport, prefix: str):
+        await _require_queue(transport, env.dlq_name(args.actor, prefix))
         return await dlq.peek(transport, env.dlq_name(args.actor, prefix), limit=args.n)
 
     for entry in _run(args, environ, show):
@@ -101,10 +135,13 @@ def cmd_show(args: argparse.Namespace, environ: dict[str, str]) -> int:
     return 0
 
 
+@_cli
 def cmd_redrive(args: argparse.Namespace, environ: dict[str, str]) -> int:
     """Moves dead letters back to the actor's queue; prints how many moved and which stayed."""
 
     async def move(transport, prefix: str):
+        for name in (env.dlq_name(args.actor, prefix), env.queue_name(args.actor, prefix)):
+            await _require_queue(transport, name)
         return await dlq.redrive(transport, env.dlq_name(args.actor, prefix), env.queue_name(args.actor, prefix),
                                  limit=args.limit)
 

@@ -129,11 +129,12 @@ async def oldest_age(transport: Transport, dlq: str, sample: int = 10, now: floa
 
 
 async def redrive(transport: Transport, dlq: str, queue: str, limit: int | None = None,
-                  batch: int = 10, lease_seconds: float = 60.0) -> RedriveResult:
+                  batch: int = 10, lease_seconds: float = 60.0, hide_seconds: float = 5.0) -> RedriveResult:
     """Moves envelopes from ``dlq`` back to ``queue`` with their attempt count reset.
 
     Each batch is sent to ``queue`` (durably) before it is acked from ``dlq``. Bodies that are not
-    envelopes are left in the DLQ (listed in ``skipped``) for inspection with ``asya dlq show``.
+    envelopes are left in the DLQ (listed in ``skipped``; hidden for ``hide_seconds``) for inspection
+    with ``asya dlq show``.
 
     Args:
         transport: Connected transport.
@@ -142,31 +143,30 @@ async def redrive(transport: Transport, dlq: str, queue: str, limit: int | None 
         limit: Move at most this many envelopes (None = until the DLQ is empty).
         batch: Messages leased per round trip.
         lease_seconds: Lease on each DLQ message while it is being moved.
+        hide_seconds: How long an undecodable body stays invisible after it is put back.
     """
     result = RedriveResult()
-    held: list[ReceivedMessage] = []  # undecodable ones, returned at the end so they are not seen twice
-    try:
-        while limit is None or result.moved < limit:
-            want = batch if limit is None else min(batch, limit - result.moved)
-            messages = await transport.receive(dlq, max_messages=want, wait_seconds=0.5, lease_seconds=lease_seconds)
-            if not messages:
-                break
-            good: list[tuple[ReceivedMessage, bytes]] = []
-            for message in messages:
-                entry = decode(message)
-                if entry.envelope is None:
-                    held.append(message)
+    while limit is None or result.moved < limit:
+        want = batch if limit is None else min(batch, limit - result.moved)
+        messages = await transport.receive(dlq, max_messages=want, wait_seconds=0.5, lease_seconds=lease_seconds)
+        if not messages:
+            break
+        good: list[tuple[ReceivedMessage, bytes]] = []
+        for message in messages:
+            entry = decode(message)
+            if entry.envelope is None:
+                # back to the DLQ, out of sight for a moment (a lease held until the end would use up a
+                # broker's prefetch window and stall the redrive)
+                await transport.nack(message, delay_seconds=hide_seconds)
+                if message.message_id not in result.skipped:
                     result.skipped.append(message.message_id)
-                else:
-                    good.append((message, env.dumps(reset_attempts(entry.envelope))))
-            if good:
-                await transport.send_many(queue, [body for _, body in good])
-                for message, _ in good:
-                    await transport.ack(message)
-                result.moved += len(good)
-    finally:
-        for message in held:
-            await transport.nack(message)
+            else:
+                good.append((message, env.dumps(reset_attempts(entry.envelope))))
+        if good:
+            await transport.send_many(queue, [body for _, body in good])
+            for message, _ in good:
+                await transport.ack(message)
+            result.moved += len(good)
     return result
 
 
