@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import functools
 import json
-import os
-import sys
 from typing import Any
 
 from asya_common import dlq
 from asya_common import envelope as env
+from asya_cli.common import CliError, transport_settings
 from asya_common.transport import TRANSPORTS, QueueNotFound, TransportError, create_transport
 
 
@@ -26,9 +24,8 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def add_parser(subparsers: Any) -> None:
+def add_parser(subparsers: Any, state_default: str = ".asya") -> None:
     """Registers ``dlq`` and its sub-commands on the ``asya`` argument parser."""
-    state_default = os.environ.get("ASYA_STATE_DIR", ".asya")
     parser = subparsers.add_parser("dlq", help="inspect and redrive dead-letter queues")
     verbs = parser.add_subparsers(dest="dlq_command", required=True)
 
@@ -56,28 +53,8 @@ def add_parser(subparsers: Any) -> None:
     redrive.set_defaults(func=cmd_redrive)
 
 
-class DLQCommandError(Exception):
-    """A DLQ operation failed in a way the user can act on; printed as one line, exit code 2."""
-
-
-def _cli(command):
-    """Turns :class:`DLQCommandError` into one line on stderr and exit code 2."""
-
-    @functools.wraps(command)
-    def run(args: argparse.Namespace, environ: dict[str, str]) -> int:
-        try:
-            return command(args, environ)
-        except DLQCommandError as exc:
-            print(f"asya dlq {args.dlq_command}: {exc}", file=sys.stderr)
-            return 2
-
-    return run
-
-
 def _run(args: argparse.Namespace, environ: dict[str, str], operation) -> Any:
-    from asya_cli.main import _transport_settings  # the one place that picks the broker for every verb
-
-    settings = _transport_settings(args, environ)
+    settings = transport_settings(args, environ)
 
     async def go() -> Any:
         async with create_transport(settings) as transport:
@@ -86,9 +63,9 @@ def _run(args: argparse.Namespace, environ: dict[str, str], operation) -> Any:
     try:
         return asyncio.run(go())
     except QueueNotFound as exc:
-        raise DLQCommandError(f"{exc} (is the actor deployed on this transport?)") from None
+        raise CliError(f"{exc} (is the actor deployed on this transport?)") from None
     except (TransportError, ValueError) as exc:
-        raise DLQCommandError(str(exc)) from None
+        raise CliError(str(exc)) from None
 
 
 async def _require_queue(transport, name: str) -> None:
@@ -101,7 +78,6 @@ async def _require_queue(transport, name: str) -> None:
         pass
 
 
-@_cli
 def cmd_list(args: argparse.Namespace, environ: dict[str, str]) -> int:
     """Prints each DLQ's depth (ready / in flight)."""
     depths = _run(args, environ, lambda t, prefix: dlq.list_dlqs(t, prefix, args.actors or None))
@@ -119,7 +95,6 @@ def cmd_list(args: argparse.Namespace, environ: dict[str, str]) -> int:
     return 0
 
 
-@_cli
 def cmd_show(args: argparse.Namespace, environ: dict[str, str]) -> int:
     """Prints up to ``-n`` dead letters of one actor as JSON lines; they stay in the DLQ."""
 
@@ -135,7 +110,6 @@ def cmd_show(args: argparse.Namespace, environ: dict[str, str]) -> int:
     return 0
 
 
-@_cli
 def cmd_redrive(args: argparse.Namespace, environ: dict[str, str]) -> int:
     """Moves dead letters back to the actor's queue; prints how many moved and which stayed."""
 

@@ -15,31 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from asya_common import envelope as env
-from asya_common.settings import SettingsError, load_settings
+from asya_common.settings import SettingsError
 from asya_common.status_store import StatusStore, is_settled
-from asya_common.transport import TRANSPORTS, TransportError, TransportSettings, create_transport
-from asya_cli.dev import DevMesh, read_dev_file
+from asya_common.transport import TRANSPORTS, TransportError, create_transport
+from asya_cli import dlq_cmd
+from asya_cli.common import CliError, transport_settings
+from asya_cli.dev import DevMesh
 from asya_cli.replay import ReplayError, replay_envelope
 from asya_cli.values import ValuesError, load_actor
-
-
-class CliError(Exception):
-    """A user error: printed as one line, exit code 2."""
-
-
-def _transport_settings(args: argparse.Namespace, environ: dict[str, str]) -> TransportSettings:
-    """Settings for the broker: explicit flags, else the running dev mesh's, else ASYA_* env."""
-    state_dir = Path(args.state_dir)
-    source = dict(environ)
-    recorded = read_dev_file(state_dir)
-    if recorded and not getattr(args, "transport", None):
-        source.update(recorded["transport"])
-    if getattr(args, "transport", None):
-        source["ASYA_TRANSPORT"] = args.transport
-    source.setdefault("ASYA_SQLITE_PATH", str(state_dir / "queues.sqlite3"))
-    if source.get("ASYA_SQLITE_PATH") == TransportSettings.sqlite_path:
-        source["ASYA_SQLITE_PATH"] = str(state_dir / "queues.sqlite3")
-    return load_settings(TransportSettings, source)
 
 
 def cmd_dev(args: argparse.Namespace, environ: dict[str, str]) -> int:
@@ -54,7 +37,7 @@ def cmd_dev(args: argparse.Namespace, environ: dict[str, str]) -> int:
     if duplicates:
         raise CliError(f"actor names must be unique; repeated: {', '.join(sorted(duplicates))}")
     (state_dir).mkdir(parents=True, exist_ok=True)
-    settings = _transport_settings(args, environ)
+    settings = transport_settings(args, environ)
     print(f"asya dev: {len(actors)} actors + crew on {settings.kind}; state in {state_dir}; Ctrl-C stops")
     mesh = DevMesh(actors, settings, state_dir, environ)
     return asyncio.run(mesh.run())
@@ -80,7 +63,7 @@ def cmd_send(args: argparse.Namespace, environ: dict[str, str]) -> int:
         envelope = env.make_envelope(route, payload, headers=_parse_headers(args.header or []), envelope_id=args.id)
     except env.RouteError as exc:
         raise CliError(str(exc)) from None
-    settings = _transport_settings(args, environ)
+    settings = transport_settings(args, environ)
 
     async def publish() -> None:
         async with create_transport(settings) as transport:
@@ -131,7 +114,7 @@ def cmd_replay(args: argparse.Namespace, environ: dict[str, str]) -> int:
         actor, envelope = replay_envelope(store, args.id)
     except ReplayError as exc:
         raise CliError(str(exc)) from None
-    settings = _transport_settings(args, environ)
+    settings = transport_settings(args, environ)
 
     async def publish() -> None:
         async with create_transport(settings) as transport:
@@ -176,12 +159,7 @@ def build_parser(environ: dict[str, str]) -> argparse.ArgumentParser:
     replay.add_argument("--state-dir", default=state_default)
     replay.set_defaults(func=cmd_replay)
 
-    try:
-        from asya_cli import dlq_cmd
-    except ImportError:
-        dlq_cmd = None
-    if dlq_cmd is not None:
-        dlq_cmd.add_parser(sub)
+    dlq_cmd.add_parser(sub, state_default)
     return parser
 
 

@@ -1,0 +1,34 @@
+"""What every ``asya`` verb shares: the user-error type and the choice of broker.
+
+Kept apart from ``main`` so verb modules (``dlq_cmd``) import it without importing the entry point.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from asya_common.settings import load_settings
+from asya_common.transport import TransportSettings
+from asya_cli.dev import read_dev_file
+
+
+class CliError(Exception):
+    """A user error: printed as one line naming the problem, exit code 2."""
+
+
+def transport_settings(args: argparse.Namespace, environ: dict[str, str]) -> TransportSettings:
+    """Settings for the broker: ``--transport``, else the running dev mesh's (``dev.json``), else ASYA_* env.
+
+    The embedded queue database defaults to the state dir, so every verb finds the dev mesh's queues.
+    """
+    state_dir = Path(args.state_dir)
+    source = dict(environ)
+    recorded = read_dev_file(state_dir)
+    if recorded and not getattr(args, "transport", None):
+        source.update(recorded["transport"])
+    if getattr(args, "transport", None):
+        source["ASYA_TRANSPORT"] = args.transport
+    if source.get("ASYA_SQLITE_PATH", TransportSettings.sqlite_path) == TransportSettings.sqlite_path:
+        source["ASYA_SQLITE_PATH"] = str(state_dir / "queues.sqlite3")
+    return load_settings(TransportSettings, source)
