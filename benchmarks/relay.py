@@ -171,24 +171,30 @@ async def _main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--latency-n", type=int, default=100)
     args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="asya-bench-brokers-"))
-    for kind in args.transports.split(","):
-        (workdir / kind).mkdir()
-        server: Any = {"rabbitmq": brokers.RabbitMQServer, "sqs": brokers.ElasticMQServer,
-                       "pubsub": brokers.PubSubEmulator}[kind](workdir / kind)
-        server.start()
-        try:
-            settings = {
-                "rabbitmq": lambda: TransportSettings(kind="rabbitmq", rabbitmq_url=server.url),
-                "sqs": lambda: TransportSettings(kind="sqs", sqs_endpoint_url=server.endpoint),
-                "pubsub": lambda: TransportSettings(kind="pubsub", pubsub_emulator_host=server.host),
-            }[kind]()
-            result = await bare_relay(settings, args.n, concurrency=args.concurrency, latency_n=args.latency_n)
-            print(f"{kind:<9} transport  {_format(result)}", flush=True)
-            if "aio_pika" in result:
-                print(f"{kind:<9} aio-pika   {_format(result['aio_pika'])}", flush=True)
-        finally:
-            server.stop()
+    with tempfile.TemporaryDirectory(prefix="asya-bench-brokers-") as tmp:
+        for kind in args.transports.split(","):
+            await _bench_one(brokers, Path(tmp), kind, args)
+
+
+async def _bench_one(brokers: Any, workdir: Path, kind: str, args: argparse.Namespace) -> None:
+    """Starts one broker in ``workdir``, prints its figures, stops it."""
+    (workdir / kind).mkdir()
+    server: Any = {"rabbitmq": brokers.RabbitMQServer, "sqs": brokers.ElasticMQServer,
+                   "pubsub": brokers.PubSubEmulator}[kind](workdir / kind)
+    server.start()
+    try:
+        if kind == "rabbitmq":
+            settings = TransportSettings(kind="rabbitmq", rabbitmq_url=server.url)
+        elif kind == "sqs":
+            settings = TransportSettings(kind="sqs", sqs_endpoint_url=server.endpoint)
+        else:
+            settings = TransportSettings(kind="pubsub", pubsub_emulator_host=server.host)
+        result = await bare_relay(settings, args.n, concurrency=args.concurrency, latency_n=args.latency_n)
+        print(f"{kind:<9} transport  {_format(result)}", flush=True)
+        if "aio_pika" in result:
+            print(f"{kind:<9} aio-pika   {_format(result['aio_pika'])}", flush=True)
+    finally:
+        server.stop()
 
 
 if __name__ == "__main__":

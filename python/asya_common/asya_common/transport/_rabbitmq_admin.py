@@ -21,7 +21,7 @@ from typing import Any
 
 import aiormq.exceptions
 
-from asya_common.transport.base import QueueDepth, QueueNotFound, TransportError
+from asya_common.transport.base import EnsureResult, QueueDepth, QueueNotFound, TransportError
 
 QUORUM = "quorum"
 DEFAULT_MANAGEMENT_PORT = 15672
@@ -100,6 +100,45 @@ async def read_arguments(connection, queue: str, guess: dict[str, Any]) -> dict[
     raise TransportError(f"queue {queue!r}: could not read its arguments")
 
 
+async def ensure_one(
+    connection, exchange: str, name: str, args: dict[str, Any], wanted: dict[str, Any] | None
+) -> tuple[EnsureResult, dict[str, Any]]:
+    """Creates ``name`` with ``args`` (bound to ``exchange``) or compares an existing queue with ``wanted``.
+
+    Returns:
+        The result (drift included) and the queue's actual attributes in :func:`spec_attributes` terms.
+    """
+    channel = await connection.channel()
+    try:
+        try:
+            actual = await read_arguments(connection, name, args)
+        except QueueNotFound:
+            created = await channel.declare_queue(name, durable=True, arguments=args)
+            await created.bind(exchange, routing_key=name)
+            return EnsureResult(queue=name, created=True), spec_attributes(args)
+        attributes = spec_attributes(actual)
+        wanted = wanted or {"dlq_name": None, "queue_type": QUORUM}
+        drift = {k: (v, attributes.get(k)) for k, v in wanted.items() if attributes.get(k) != v}
+        existing = await channel.declare_queue(name, passive=True)
+        await existing.bind(exchange, routing_key=name)
+        return EnsureResult(queue=name, created=False, drift=drift), attributes
+    finally:
+        if not channel.is_closed:
+            await channel.close()
+
+
+async def delete(connection, name: str) -> None:
+    """Deletes a queue and its messages; a missing queue is fine."""
+    channel = await connection.channel()
+    try:
+        await channel.queue_delete(name)
+    except aiormq.exceptions.ChannelNotFoundEntity:
+        pass
+    finally:
+        if not channel.is_closed:
+            await channel.close()
+
+
 def delay_bucket_ms(delay_seconds: float) -> int:
     """The delay-queue TTL used for ``delay_seconds``: the next step at or above it."""
     wanted = max(_MIN_DELAY_MS, math.ceil(delay_seconds * 1000))
@@ -161,5 +200,16 @@ class ManagementAPI:
         )
 
     async def depth(self, queue: str) -> QueueDepth:
-        """Ready, unacknowledged and parked-for-delay messages (stats lag by the broker's collection interval)."""
-        return await asyncio.to_thread(self._depth, queue)
+        """Ready, unacknowledged and parked-for-delay messages (stats lag by the broker's collection interval).
+
+        Raises:
+            QueueNotFound: No such queue.
+            TransportError: The management API is unreachable or refused the request.
+        """
+        try:
+            return await asyncio.to_thread(self._depth, queue)
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            raise TransportError(
+                f"RabbitMQ depth of {queue!r} needs the management plugin at {self.base} "
+                f"(set management_port=N in the AMQP URL query if it is not 15672): {exc}"
+            ) from exc

@@ -144,7 +144,7 @@ class PubSubTransport(Transport):
         if batch:
             await self._publish(queue, batch)
 
-    async def _publish(self, queue: str, messages: list[types.PubsubMessage], attributes=None) -> None:
+    async def _publish(self, queue: str, messages: list[types.PubsubMessage]) -> None:
         try:
             await self.publisher.publish(topic=self.topic(queue), messages=messages, timeout=60)
         except gexc.NotFound:
@@ -170,6 +170,8 @@ class PubSubTransport(Transport):
                 return []
             except gexc.NotFound:
                 raise QueueNotFound(f"Pub/Sub subscription {self.subscription(queue)!r} does not exist") from None
+            except gexc.GoogleAPICallError as exc:
+                raise TransportError(f"Pub/Sub pull on {queue!r} failed: {exc}") from exc
             received = await self._admit(queue, response.received_messages, lease_seconds, started, limits)
             if received or time.monotonic() >= deadline:
                 return received
@@ -186,7 +188,8 @@ class PubSubTransport(Transport):
             not_before = float(message.attributes.get(DELIVER_AFTER, 0) or 0)
             if limit is not None and dlq and count > limit:
                 await self._publish(dlq, [types.PubsubMessage(data=message.data, attributes=dict(message.attributes))])
-                await self.subscriber.acknowledge(subscription=self.subscription(queue), ack_ids=[item.ack_id])
+                await self._call(queue, "Acknowledge", self.subscriber.acknowledge(
+                    subscription=self.subscription(queue), ack_ids=[item.ack_id]))
             elif not_before > now:
                 early.setdefault(_deadline_seconds(not_before - now), []).append(item.ack_id)
             else:
@@ -208,9 +211,18 @@ class PubSubTransport(Transport):
         ]
 
     async def _modify(self, queue: str, ack_ids: list[str], seconds: int) -> None:
-        await self.subscriber.modify_ack_deadline(
+        await self._call(queue, "ModifyAckDeadline", self.subscriber.modify_ack_deadline(
             subscription=self.subscription(queue), ack_ids=ack_ids, ack_deadline_seconds=seconds
-        )
+        ))
+
+    async def _call(self, queue: str, operation: str, call) -> Any:
+        """Awaits a subscriber RPC, turning API errors into this package's exceptions."""
+        try:
+            return await call
+        except gexc.NotFound:
+            raise QueueNotFound(f"Pub/Sub subscription {self.subscription(queue)!r} does not exist") from None
+        except gexc.GoogleAPICallError as exc:
+            raise TransportError(f"Pub/Sub {operation} on {queue!r} failed: {exc}") from exc
 
     def _live(self, message: ReceivedMessage) -> _Lease:
         lease: _Lease = message.handle
@@ -221,7 +233,8 @@ class PubSubTransport(Transport):
     async def ack(self, message: ReceivedMessage) -> None:
         lease = self._live(message)
         lease.settled = True
-        await self.subscriber.acknowledge(subscription=self.subscription(message.queue), ack_ids=[lease.ack_id])
+        await self._call(message.queue, "Acknowledge", self.subscriber.acknowledge(
+            subscription=self.subscription(message.queue), ack_ids=[lease.ack_id]))
 
     async def nack(self, message: ReceivedMessage, *, delay_seconds: float = 0.0) -> None:
         try:

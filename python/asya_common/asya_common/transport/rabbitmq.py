@@ -20,6 +20,7 @@ How the interface maps onto RabbitMQ (details and operator notes in ``docs/trans
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ import aio_pika
 import aiormq.exceptions
 
 from asya_common.transport import _rabbitmq_admin as admin
+from asya_common.transport._rabbitmq_leases import Lease, LeaseBook
 from asya_common.transport.base import (
     EnsureResult,
     LeaseLost,
@@ -41,6 +43,7 @@ from asya_common.transport.base import (
 )
 from asya_common.transport.config import TransportSettings
 
+log = logging.getLogger(__name__)
 PRIOR_RECEIVES_HEADER = "x-asya-receive-count"
 RECONNECT_TIMEOUT = 60.0
 _CONNECTION_ERRORS = (
@@ -51,14 +54,6 @@ _CONNECTION_ERRORS = (
     aiormq.exceptions.ChannelClosed,
     asyncio.TimeoutError,
 )
-
-
-@dataclass
-class _Lease:
-    incoming: aio_pika.abc.AbstractIncomingMessage
-    generation: int
-    deadline: float
-    lost: bool = False
 
 
 @dataclass
@@ -84,11 +79,10 @@ class RabbitMQTransport(Transport):
         self._publisher: aio_pika.abc.AbstractChannel | None = None
         self._consumers: dict[str, _Consumer] = {}
         self._consumer_locks: dict[str, asyncio.Lock] = {}
-        self._leases: dict[int, _Lease] = {}
+        self._book = LeaseBook(_CONNECTION_ERRORS)
+        self._was_connected = False
         self._limits: dict[str, dict[str, Any]] = {}
         self._delay_queues: set[str] = set()
-        self._generation = 0
-        self._reaper: asyncio.Task | None = None
         self._lock = asyncio.Lock()
 
     # -- connection -----------------------------------------------------------------------------
@@ -100,8 +94,7 @@ class RabbitMQTransport(Transport):
 
     async def connect(self) -> None:
         await self._connected()
-        if self._reaper is None or self._reaper.done():
-            self._reaper = asyncio.get_running_loop().create_task(self._reap_leases())
+        self._book.start()
 
     async def _connected(self) -> aio_pika.abc.AbstractConnection:
         """The open connection, re-opened (with retries) after it was lost."""
@@ -119,22 +112,19 @@ class RabbitMQTransport(Transport):
                     if time.monotonic() > deadline:
                         raise TransportError(f"cannot connect to RabbitMQ: {exc}") from exc
                     await asyncio.sleep(0.5)
-            self._generation += 1
+            if self._was_connected:
+                log.warning("reconnected to RabbitMQ; leases held before are lost (the broker redelivers them)")
+            self._book.new_generation()
             self._consumers.clear()
             self._delay_queues.clear()
-            self._connection = connection
+            self._connection, self._was_connected = connection, True
             self._publisher = await connection.channel(publisher_confirms=True, on_return_raises=True)
-            exchange = await self._publisher.declare_exchange(self._exchange_name, "direct", durable=True)
-            self._exchange = exchange
+            self._exchange = await self._publisher.declare_exchange(self._exchange_name, "direct", durable=True)
             return connection
 
     async def close(self) -> None:
-        if self._reaper is not None:
-            self._reaper.cancel()
-            self._reaper = None
-        for lease in self._leases.values():
-            lease.lost = True
-        self._leases.clear()
+        self._book.stop()
+        self._was_connected = False
         self._consumers.clear()
         if self._connection is not None and not self._connection.is_closed:
             await self._connection.close()
@@ -152,43 +142,22 @@ class RabbitMQTransport(Transport):
         if spec.dlq_name:
             results.append(await self._ensure_one(spec.dlq_name, admin.queue_arguments(None, None), None))
         wanted_args = admin.queue_arguments(spec.max_receive_count, spec.dlq_name)
-        wanted = {**spec.attributes(), "queue_type": admin.QUORUM}
+        wanted = {**spec.attributes(), "queue_type": admin.QUORUM} if spec.dlq_name else None
         results.append(await self._ensure_one(spec.name, wanted_args, wanted))
         return results
 
     async def _ensure_one(self, name: str, args: dict[str, Any], wanted: dict[str, Any] | None) -> EnsureResult:
         connection = await self._connected()
-        try:
-            actual = await admin.read_arguments(connection, name, args)
-        except QueueNotFound:
-            channel = await connection.channel()
-            created = await channel.declare_queue(name, durable=True, arguments=args)
-            await created.bind(self._exchange_name, routing_key=name)
-            await channel.close()
-            self._limits[name] = admin.spec_attributes(args)
-            return EnsureResult(queue=name, created=True)
-        attributes = admin.spec_attributes(actual)
-        self._limits[name] = attributes
-        wanted = wanted or {"queue_type": admin.QUORUM}
-        drift = {k: (v, attributes.get(k)) for k, v in wanted.items() if attributes.get(k) != v}
-        channel = await connection.channel()
-        existing = await channel.declare_queue(name, passive=True)
-        await existing.bind(self._exchange_name, routing_key=name)
-        await channel.close()
-        return EnsureResult(queue=name, created=False, drift=drift)
+        result, self._limits[name] = await admin.ensure_one(connection, self._exchange_name, name, args, wanted)
+        return result
 
     async def delete_queue(self, name: str) -> None:
         connection = await self._connected()
-        self._consumers.pop(name, None)
+        consumer = self._consumers.pop(name, None)
+        if consumer is not None and not consumer.channel.is_closed:
+            await consumer.channel.close()
         self._limits.pop(name, None)
-        channel = await connection.channel()
-        try:
-            await channel.queue_delete(name)
-        except aiormq.exceptions.ChannelNotFoundEntity:
-            pass
-        finally:
-            if not channel.is_closed:
-                await channel.close()
+        await admin.delete(connection, name)
 
     async def _queue_limits(self, queue: str) -> dict[str, Any]:
         if queue not in self._limits:
@@ -202,6 +171,14 @@ class RabbitMQTransport(Transport):
     async def send(self, queue: str, body: bytes, *, delay_seconds: float = 0.0) -> None:
         self.check_size(queue, body)
         await self._publish(queue, body, delay_seconds=delay_seconds)
+
+    async def send_many(self, queue: str, bodies: list[bytes], *, delay_seconds: float = 0.0) -> None:
+        """Publishes all bodies with pipelined confirms; returns once every one is confirmed."""
+        for body in bodies:
+            self.check_size(queue, body)
+        for start in range(0, len(bodies), 256):
+            chunk = bodies[start : start + 256]
+            await asyncio.gather(*(self._publish(queue, body, delay_seconds=delay_seconds) for body in chunk))
 
     async def _publish(
         self, queue: str, body: bytes, *, delay_seconds: float = 0.0, headers: dict | None = None,
@@ -310,12 +287,12 @@ class RabbitMQTransport(Transport):
         limit, dlq = limits.get("max_receive_count"), limits.get("dlq_name")
         if limit is not None and dlq and count > limit:
             # Counted across delayed re-publishes, which the broker's own x-delivery-limit cannot see.
+            log.warning("dead-lettering message %s of %r after %d deliveries", incoming.message_id, queue, count - 1)
             clean = {k: v for k, v in headers.items() if k != PRIOR_RECEIVES_HEADER}
             await self._publish(dlq, incoming.body, headers=clean, message_id=incoming.message_id, direct=True)
             await incoming.ack()
             return None
-        lease = _Lease(incoming, self._generation, time.monotonic() + lease_seconds)
-        self._leases[id(lease)] = lease
+        lease = self._book.grant(incoming, lease_seconds)
         stamp = incoming.timestamp.timestamp() if incoming.timestamp else None
         return ReceivedMessage(
             queue=queue,
@@ -326,15 +303,8 @@ class RabbitMQTransport(Transport):
             enqueued_at=stamp,
         )
 
-    def _live_lease(self, message: ReceivedMessage) -> _Lease:
-        lease: _Lease = message.handle
-        if lease.lost or lease.generation != self._generation or time.monotonic() > lease.deadline:
-            raise LeaseLost(f"lease of message {message.message_id} on {message.queue!r} expired; it will be redelivered")
-        return lease
-
-    async def _settle(self, lease: _Lease, action: str) -> None:
-        self._leases.pop(id(lease), None)
-        lease.lost = True
+    async def _settle(self, lease: Lease, action: str) -> None:
+        self._book.release(lease)
         try:
             if action == "ack":
                 await lease.incoming.ack()
@@ -345,11 +315,11 @@ class RabbitMQTransport(Transport):
             raise LeaseLost(f"connection lost before {action}; the broker redelivers the message ({exc})") from exc
 
     async def ack(self, message: ReceivedMessage) -> None:
-        await self._settle(self._live_lease(message), "ack")
+        await self._settle(self._book.live(message), "ack")
 
     async def nack(self, message: ReceivedMessage, *, delay_seconds: float = 0.0) -> None:
         try:
-            lease = self._live_lease(message)
+            lease = self._book.live(message)
         except LeaseLost:
             return  # already back in the queue
         if delay_seconds <= 0:
@@ -364,21 +334,7 @@ class RabbitMQTransport(Transport):
         await self._settle(lease, "ack")
 
     async def extend_lease(self, message: ReceivedMessage, seconds: float) -> None:
-        self._live_lease(message).deadline = time.monotonic() + seconds
-
-    async def _reap_leases(self) -> None:
-        """Returns messages whose lease lapsed to their queue (the broker counts a redelivery)."""
-        while True:
-            await asyncio.sleep(0.1)
-            now = time.monotonic()
-            for lease in [lease for lease in self._leases.values() if lease.deadline < now]:
-                self._leases.pop(id(lease), None)
-                lease.lost = True
-                if lease.generation == self._generation:
-                    try:
-                        await lease.incoming.nack(requeue=True)
-                    except _CONNECTION_ERRORS:
-                        pass  # the connection is gone: the broker requeues it anyway
+        self._book.live(message).deadline = time.monotonic() + seconds
 
     async def depth(self, queue: str) -> QueueDepth:
         return await self._management.depth(queue)

@@ -29,6 +29,7 @@ from aiobotocore.session import get_session
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from asya_common.transport._sqs_batch import DeleteBatcher
 from asya_common.transport.base import (
     EnsureResult,
     LeaseLost,
@@ -71,12 +72,15 @@ class SQSTransport(Transport):
 
     name = "sqs"
     max_message_bytes = 256 * 1024
+    #: Largest body that is not SQS text (sent base64-encoded with one message attribute).
+    max_binary_bytes = (max_message_bytes - _ENCODING_OVERHEAD) // 4 * 3
 
     def __init__(self, settings: TransportSettings):
         self.settings = settings
         self._stack: contextlib.AsyncExitStack | None = None
         self._client: Any = None
         self._urls: dict[str, str] = {}
+        self._deletes = DeleteBatcher(self._delete_batch, self._delete_error)
 
     async def connect(self) -> None:
         if self._client is not None:
@@ -170,8 +174,7 @@ class SQSTransport(Transport):
         except ValueError:
             encoded = base64.b64encode(body).decode("ascii")
             if len(encoded) + _ENCODING_OVERHEAD > self.max_message_bytes:
-                binary_limit = (self.max_message_bytes - _ENCODING_OVERHEAD) // 4 * 3
-                raise MessageTooLarge(queue, len(body), binary_limit) from None
+                raise MessageTooLarge(queue, len(body), self.max_binary_bytes) from None
             entry["MessageBody"] = encoded
             entry["MessageAttributes"] = {ENCODING_ATTRIBUTE: {"DataType": "String", "StringValue": "base64"}}
         return entry
@@ -263,13 +266,20 @@ class SQSTransport(Transport):
         return lease
 
     async def ack(self, message: ReceivedMessage) -> None:
+        """Deletes the message (concurrent acks share ``DeleteMessageBatch`` calls)."""
         lease = self._live(message)
         try:
-            await self._client.delete_message(QueueUrl=await self._url(message.queue), ReceiptHandle=lease.receipt_handle)
+            await self._deletes.delete(await self._url(message.queue), lease.receipt_handle)
         except ClientError as exc:
-            if _code(exc) in _LEASE_GONE:
-                raise LeaseLost(f"message {message.message_id}: {exc}") from exc
-            self._raise(message.queue, "DeleteMessage", exc)
+            self._raise(message.queue, "DeleteMessageBatch", exc)
+
+    async def _delete_batch(self, url: str, entries: list[dict[str, str]]) -> dict[str, Any]:
+        return await self._client.delete_message_batch(QueueUrl=url, Entries=entries)
+
+    @staticmethod
+    def _delete_error(failure: dict[str, Any]) -> Exception:
+        text = f"SQS delete failed: {failure.get('Code')}: {failure.get('Message')}"
+        return LeaseLost(text) if failure.get("Code") in _LEASE_GONE else TransportError(text)
 
     async def _change_visibility(self, message: ReceivedMessage, seconds: float) -> _Lease:
         lease = self._live(message)
