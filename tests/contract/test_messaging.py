@@ -36,10 +36,7 @@ async def test_send_to_missing_queue_raises_queue_not_found(transport, queue):
     await transport.ack(message)
 
 
-async def test_receive_from_missing_queue_raises_queue_not_found(transport, kind, request):
-    if kind == "sqlite":
-        request.applymarker(pytest.mark.xfail(
-            strict=True, reason="SQLiteTransport.receive returns [] for a missing queue (reported to the lead)"))
+async def test_receive_from_missing_queue_raises_queue_not_found(transport):
     with pytest.raises(QueueNotFound):
         await transport.receive(unique_name("asya-missing"), wait_seconds=0.5)
 

@@ -194,6 +194,8 @@ class SQLiteTransport(Transport):
         if conn.execute(
             "SELECT 1 FROM messages WHERE queue=? AND visible_at<=? LIMIT 1", (queue, time.time())
         ).fetchone() is None:
+            if conn.execute("SELECT 1 FROM queues WHERE name=?", (queue,)).fetchone() is None:
+                raise QueueNotFound(f"queue {queue!r} does not exist in {self._path}")
             return []
         return self._tx(lambda c: self._lease_locked(c, queue, limit, lease_seconds))
 
