@@ -70,6 +70,7 @@ class Mesh:
             if self.ready(names):
                 return self
             time.sleep(0.1)
+        self.stop()  # never leave a half-started mesh running after the test
         raise TimeoutError(f"mesh not ready: {self.output()}")
 
     def ready(self, names: set[str]) -> bool:
