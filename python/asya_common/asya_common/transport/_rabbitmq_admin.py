@@ -166,7 +166,7 @@ def delay_queue_arguments(queue: str, bucket_ms: int) -> dict[str, Any]:
 class ManagementAPI:
     """Reads queue depth from the management plugin (HTTP, on the AMQP host)."""
 
-    def __init__(self, amqp_url: str):
+    def __init__(self, amqp_url: str, management_url: str = ""):
         parsed = urllib.parse.urlsplit(amqp_url)
         query = dict(urllib.parse.parse_qsl(parsed.query))
         port = int(query.get("management_port", DEFAULT_MANAGEMENT_PORT))
@@ -174,6 +174,12 @@ class ManagementAPI:
         self.base = f"{scheme}://{parsed.hostname or '127.0.0.1'}:{port}/api"
         user = urllib.parse.unquote(parsed.username or "guest")
         password = urllib.parse.unquote(parsed.password or "guest")
+        if management_url:  # ASYA_RABBITMQ_MANAGEMENT_URL wins: another host, port, scheme or user
+            explicit = urllib.parse.urlsplit(management_url)
+            netloc = explicit.hostname + (f":{explicit.port}" if explicit.port else "")
+            self.base = f"{explicit.scheme}://{netloc}{explicit.path.rstrip('/')}/api"
+            user = urllib.parse.unquote(explicit.username) if explicit.username else user
+            password = urllib.parse.unquote(explicit.password) if explicit.password else password
         self._auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
         vhost = urllib.parse.unquote(parsed.path[1:]) if len(parsed.path) > 1 else "/"
         self._vhost = urllib.parse.quote(vhost, safe="")

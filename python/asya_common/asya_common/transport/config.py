@@ -24,6 +24,9 @@ class TransportSettings:
     rabbitmq_url: str = env_field(
         "ASYA_RABBITMQ_URL", default="amqp://guest:guest@127.0.0.1:5672/", help="AMQP URL (user, password, vhost)"
     )
+    rabbitmq_management_url: str = env_field(
+        "ASYA_RABBITMQ_MANAGEMENT_URL", default="",
+        help="management API base URL for queue depth; default: the AMQP host on port 15672, AMQP credentials")
     rabbitmq_exchange: str = env_field("ASYA_RABBITMQ_EXCHANGE", default="asya", help="direct exchange routing to actor queues")
     sqs_endpoint_url: str = env_field("ASYA_SQS_ENDPOINT_URL", default="", help="SQS endpoint; empty for AWS itself")
     sqs_region: str = env_field("ASYA_SQS_REGION", default="us-east-1", help="AWS region")

@@ -74,7 +74,7 @@ class RabbitMQTransport(Transport):
         self.settings = settings
         self._url = settings.rabbitmq_url
         self._exchange_name = settings.rabbitmq_exchange
-        self._management = admin.ManagementAPI(settings.rabbitmq_url)
+        self._management = admin.ManagementAPI(settings.rabbitmq_url, settings.rabbitmq_management_url)
         self._connection: aio_pika.abc.AbstractConnection | None = None
         self._publisher: aio_pika.abc.AbstractChannel | None = None
         self._consumers: dict[str, _Consumer] = {}
