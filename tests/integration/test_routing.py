@@ -85,8 +85,11 @@ def test_class_handler_gets_handler_args_over_defaults(mesh):
 
 
 def test_async_handler_with_concurrency_8_runs_8_calls_at_once(mesh):
-    sent = [mesh.send(["async-sleepy"], {"sleep": 1.0}) for _ in range(8)]
-    results = [mesh.wait_final(s["id"])["result"]["max_concurrent_seen"] for s in sent]
+    envelopes = [env.make_envelope(["async-sleepy"], {"sleep": 1.5}) for _ in range(8)]
+    for envelope in envelopes:
+        mesh.store.mark_pending(envelope["id"])
+    mesh.send_bodies("async-sleepy", [env.dumps(e) for e in envelopes])  # one batch: all 8 queued at once
+    results = [mesh.wait_final(e["id"])["result"]["max_concurrent_seen"] for e in envelopes]
     assert max(results) == 8
 
 
