@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import math
 import re
@@ -34,6 +35,29 @@ _INTEGER_TYPES = {"long", "signedint", "short", "byte", "unsignedbyte", "unsigne
 # UP to one of these steps (about 10% apart) so a message is never early and few queues exist.
 _DELAY_STEP = 1.1
 _MIN_DELAY_MS = 50
+
+
+@contextlib.asynccontextmanager
+async def open_channel(connection):
+    """A short-lived channel, closed afterwards unless the broker already closed it (after an error)."""
+    channel = await connection.channel()
+    try:
+        yield channel
+    finally:
+        if not channel.is_closed:
+            await channel.close()
+
+
+async def require_queue(channel, queue: str):
+    """Passively declares ``queue`` on ``channel`` and returns it.
+
+    Raises:
+        QueueNotFound: The queue does not exist (the broker then closes ``channel``).
+    """
+    try:
+        return await channel.declare_queue(queue, passive=True)
+    except aiormq.exceptions.ChannelNotFoundEntity:
+        raise QueueNotFound(f"RabbitMQ queue {queue!r} does not exist") from None
 
 
 def queue_arguments(max_receive_count: int | None, dlq_name: str | None) -> dict[str, Any]:
@@ -68,35 +92,26 @@ async def read_arguments(connection, queue: str, guess: dict[str, Any]) -> dict[
     Raises:
         QueueNotFound: The queue does not exist.
     """
-    channel = await connection.channel()
-    try:
-        await channel.declare_queue(queue, passive=True)
-    except aiormq.exceptions.ChannelNotFoundEntity:
-        raise QueueNotFound(f"RabbitMQ queue {queue!r} does not exist") from None
-    finally:
-        if not channel.is_closed:
-            await channel.close()
+    async with open_channel(connection) as channel:
+        await require_queue(channel, queue)
     args = dict(guess)
     for _ in range(32):
-        channel = await connection.channel()
-        try:
-            await channel.declare_queue(queue, durable=True, arguments=args)
-            return args
-        except aiormq.exceptions.ChannelPreconditionFailed as exc:
-            match = _INEQUIVALENT.search(str(exc))
-            if not match or match["arg"] == "durable":
-                raise TransportError(f"queue {queue!r} cannot be inspected: {exc}") from None
-            if match["value"] is not None:
-                value: Any = match["value"]
-                args[match["arg"]] = int(value) if match["type"] in _INTEGER_TYPES else value
-            elif match["bare"] is not None:
-                bare = match["bare"]
-                args[match["arg"]] = int(bare) if re.fullmatch(r"-?\d+", bare) else bare
-            else:
-                args.pop(match["arg"], None)
-        finally:
-            if not channel.is_closed:
-                await channel.close()
+        async with open_channel(connection) as channel:
+            try:
+                await channel.declare_queue(queue, durable=True, arguments=args)
+                return args
+            except aiormq.exceptions.ChannelPreconditionFailed as exc:
+                match = _INEQUIVALENT.search(str(exc))
+                if not match or match["arg"] == "durable":
+                    raise TransportError(f"queue {queue!r} cannot be inspected: {exc}") from None
+                if match["value"] is not None:
+                    value: Any = match["value"]
+                    args[match["arg"]] = int(value) if match["type"] in _INTEGER_TYPES else value
+                elif match["bare"] is not None:
+                    bare = match["bare"]
+                    args[match["arg"]] = int(bare) if re.fullmatch(r"-?\d+", bare) else bare
+                else:
+                    args.pop(match["arg"], None)
     raise TransportError(f"queue {queue!r}: could not read its arguments")
 
 
@@ -108,8 +123,7 @@ async def ensure_one(
     Returns:
         The result (drift included) and the queue's actual attributes in :func:`spec_attributes` terms.
     """
-    channel = await connection.channel()
-    try:
+    async with open_channel(connection) as channel:
         try:
             actual = await read_arguments(connection, name, args)
         except QueueNotFound:
@@ -119,24 +133,18 @@ async def ensure_one(
         attributes = spec_attributes(actual)
         wanted = wanted or {"dlq_name": None, "queue_type": QUORUM}
         drift = {k: (v, attributes.get(k)) for k, v in wanted.items() if attributes.get(k) != v}
-        existing = await channel.declare_queue(name, passive=True)
+        existing = await require_queue(channel, name)
         await existing.bind(exchange, routing_key=name)
         return EnsureResult(queue=name, created=False, drift=drift), attributes
-    finally:
-        if not channel.is_closed:
-            await channel.close()
 
 
 async def delete(connection, name: str) -> None:
     """Deletes a queue and its messages; a missing queue is fine."""
-    channel = await connection.channel()
-    try:
-        await channel.queue_delete(name)
-    except aiormq.exceptions.ChannelNotFoundEntity:
-        pass
-    finally:
-        if not channel.is_closed:
-            await channel.close()
+    async with open_channel(connection) as channel:
+        try:
+            await channel.queue_delete(name)
+        except aiormq.exceptions.ChannelNotFoundEntity:
+            pass
 
 
 def delay_bucket_ms(delay_seconds: float) -> int:

@@ -219,14 +219,9 @@ class RabbitMQTransport(Transport):
         bucket = admin.delay_bucket_ms(delay_seconds)
         parking = admin.delay_queue_name(queue, bucket)
         if parking not in self._delay_queues:
-            channel = await self._connection.channel()
-            try:
-                await channel.declare_queue(queue, passive=True)
-            except aiormq.exceptions.ChannelNotFoundEntity:
-                raise QueueNotFound(f"RabbitMQ queue {queue!r} does not exist") from None
-            channel = await self._connection.channel()
-            await channel.declare_queue(parking, durable=True, arguments=admin.delay_queue_arguments(queue, bucket))
-            await channel.close()
+            async with admin.open_channel(self._connection) as channel:  # one channel, always closed
+                await admin.require_queue(channel, queue)
+                await channel.declare_queue(parking, durable=True, arguments=admin.delay_queue_arguments(queue, bucket))
             self._delay_queues.add(parking)
         await self._publisher.default_exchange.publish(message, routing_key=parking, mandatory=True)
 
@@ -247,10 +242,7 @@ class RabbitMQTransport(Transport):
             return consumer
         channel = await self._connection.channel()
         await channel.set_qos(prefetch_count=prefetch)
-        try:
-            amqp_queue = await channel.declare_queue(queue, passive=True)
-        except aiormq.exceptions.ChannelNotFoundEntity:
-            raise QueueNotFound(f"RabbitMQ queue {queue!r} does not exist") from None
+        amqp_queue = await admin.require_queue(channel, queue)
         consumer = _Consumer(channel=channel, prefetch=prefetch)
         await amqp_queue.consume(consumer.buffer.put)
         self._consumers[queue] = consumer
