@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Any
 from google.api_core import exceptions as gexc
 from google.pubsub_v1 import types
 
-from asya_common.transport.base import EnsureResult, QueueDepth, QueueNotFound, QueueSpec, TransportError
+from asya_common.transport.base import (
+    EnsureResult,
+    QueueDepth,
+    QueueNotFound,
+    QueueSpec,
+    TransportError,
+    drift_between,
+)
 
 if TYPE_CHECKING:
     from asya_common.transport.pubsub import PubSubTransport
@@ -69,8 +76,7 @@ async def ensure(transport: PubSubTransport, spec: QueueSpec) -> EnsureResult:
         pass
     actual = _attributes(await transport.subscriber.get_subscription(subscription=transport.subscription(spec.name)))
     wanted = spec.attributes() if spec.dlq_name else {"dlq_name": None}
-    drift = {k: (v, actual.get(k)) for k, v in wanted.items() if actual.get(k) != v}
-    return EnsureResult(queue=spec.name, created=created, drift=drift)
+    return EnsureResult(queue=spec.name, created=created, drift=drift_between(wanted, actual))
 
 
 async def read_attributes(transport: PubSubTransport, queue: str) -> dict[str, Any]:

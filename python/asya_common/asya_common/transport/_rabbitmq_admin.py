@@ -22,7 +22,7 @@ from typing import Any
 
 import aiormq.exceptions
 
-from asya_common.transport.base import EnsureResult, QueueDepth, QueueNotFound, TransportError
+from asya_common.transport.base import EnsureResult, QueueDepth, QueueNotFound, TransportError, drift_between
 
 QUORUM = "quorum"
 DEFAULT_MANAGEMENT_PORT = 15672
@@ -132,10 +132,9 @@ async def ensure_one(
             return EnsureResult(queue=name, created=True), spec_attributes(args)
         attributes = spec_attributes(actual)
         wanted = wanted or {"dlq_name": None, "queue_type": QUORUM}
-        drift = {k: (v, attributes.get(k)) for k, v in wanted.items() if attributes.get(k) != v}
         existing = await require_queue(channel, name)
         await existing.bind(exchange, routing_key=name)
-        return EnsureResult(queue=name, created=False, drift=drift), attributes
+        return EnsureResult(queue=name, created=False, drift=drift_between(wanted, attributes)), attributes
 
 
 async def delete(connection, name: str) -> None:

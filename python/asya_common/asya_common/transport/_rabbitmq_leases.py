@@ -68,7 +68,7 @@ class LeaseBook:
         """
         lease: Lease = message.handle
         if lease.lost or lease.generation != self.generation or time.monotonic() > lease.deadline:
-            raise LeaseLost(f"lease of message {message.message_id} on {message.queue!r} expired; it will be redelivered")
+            raise LeaseLost.expired(message)
         return lease
 
     def release(self, lease: Lease) -> None:

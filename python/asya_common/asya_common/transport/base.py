@@ -43,6 +43,11 @@ class QueueNotFound(TransportError):
 class LeaseLost(TransportError):
     """The message's lease expired and it may already be with another consumer."""
 
+    @classmethod
+    def expired(cls, message: "ReceivedMessage") -> "LeaseLost":
+        """The error for a lease that ran out before the message was settled."""
+        return cls(f"lease of message {message.message_id} on {message.queue!r} expired; it will be redelivered")
+
 
 @dataclass(frozen=True)
 class QueueSpec:
@@ -85,6 +90,11 @@ class EnsureResult:
     queue: str
     created: bool
     drift: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+
+
+def drift_between(wanted: dict[str, Any], actual: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """``{attribute: (wanted, actual)}`` for every wanted attribute an existing queue does not have."""
+    return {key: (value, actual.get(key)) for key, value in wanted.items() if actual.get(key) != value}
 
 
 @dataclass(frozen=True)

@@ -227,7 +227,7 @@ class PubSubTransport(Transport):
     def _live(self, message: ReceivedMessage) -> _Lease:
         lease: _Lease = message.handle
         if lease.settled or time.monotonic() > lease.deadline:
-            raise LeaseLost(f"lease of message {message.message_id} on {message.queue!r} expired; it will be redelivered")
+            raise LeaseLost.expired(message)
         return lease
 
     async def ack(self, message: ReceivedMessage) -> None:

@@ -31,6 +31,7 @@ from asya_common.transport.base import (
     ReceivedMessage,
     Transport,
     TransportError,
+    drift_between,
 )
 from asya_common.transport.config import TransportSettings
 
@@ -137,12 +138,9 @@ class SQLiteTransport(Transport):
                 (name, dlq, max_count, lease, time.time()),
             )
             return EnsureResult(queue=name, created=True)
-        drift = {}
-        if row[0] != dlq:
-            drift["dlq_name"] = (dlq, row[0])
-        if row[1] != max_count:
-            drift["max_receive_count"] = (max_count, row[1])
-        return EnsureResult(queue=name, created=False, drift=drift)
+        wanted = {"dlq_name": dlq, "max_receive_count": max_count}
+        actual = {"dlq_name": row[0], "max_receive_count": row[1]}
+        return EnsureResult(queue=name, created=False, drift=drift_between(wanted, actual))
 
     async def delete_queue(self, name: str) -> None:
         def delete(conn: sqlite3.Connection) -> None:

@@ -40,6 +40,7 @@ from asya_common.transport.base import (
     ReceivedMessage,
     Transport,
     TransportError,
+    drift_between,
 )
 from asya_common.transport.config import TransportSettings
 
@@ -147,8 +148,7 @@ class SQSTransport(Transport):
             "dlq_name": redrive["deadLetterTargetArn"].rsplit(":", 1)[-1] if redrive else None,
             "max_receive_count": int(redrive["maxReceiveCount"]) if redrive else None,
         }
-        drift = {k: (v, found.get(k)) for k, v in wanted.items() if found.get(k) != v}
-        return EnsureResult(queue=name, created=False, drift=drift)
+        return EnsureResult(queue=name, created=False, drift=drift_between(wanted, found))
 
     async def delete_queue(self, name: str) -> None:
         try:
@@ -262,7 +262,7 @@ class SQSTransport(Transport):
     def _live(self, message: ReceivedMessage) -> _Lease:
         lease: _Lease = message.handle
         if time.monotonic() > lease.deadline:
-            raise LeaseLost(f"lease of message {message.message_id} on {message.queue!r} expired; it will be redelivered")
+            raise LeaseLost.expired(message)
         return lease
 
     async def ack(self, message: ReceivedMessage) -> None:
