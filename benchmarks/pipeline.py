@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,15 +26,11 @@ from asya_cli.values import ActorSpec
 from asya_common import envelope as env
 from asya_common.settings import to_env
 from asya_common.transport import QueueSpec, TransportSettings, create_transport
+from benchmarks.stats import latency_percentiles
 
 HERE = Path(__file__).resolve().parent
 STAGES = ["bench-a", "bench-b", "bench-c"]
 SINK = env.HAPPY_END
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
 async def _reset_queues(settings: TransportSettings) -> None:
@@ -74,8 +69,7 @@ async def _drive(settings: TransportSettings, count: int, rate: float | None) ->
 async def _measure(settings: TransportSettings, throughput_n: int, latency_n: int, rate: float) -> dict:
     elapsed, _ = await _drive(settings, throughput_n, None)
     _, latencies = await _drive(settings, latency_n, rate)
-    return {"hops_per_s": len(STAGES) * throughput_n / elapsed,
-            "p50_ms": 1000 * statistics.median(latencies), "p99_ms": 1000 * _percentile(latencies, 0.99)}
+    return {"hops_per_s": len(STAGES) * throughput_n / elapsed, **latency_percentiles(latencies)}
 
 
 async def run_sidecar(settings: TransportSettings, concurrency: int, throughput_n: int, latency_n: int,

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import struct
 import tempfile
 import time
@@ -23,14 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from asya_common.transport import QueueSpec, TransportSettings, create_transport
-
-
-def _percentiles(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    if not ordered:
-        return {"p50_ms": float("nan"), "p99_ms": float("nan")}
-    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-    return {"p50_ms": statistics.median(ordered) * 1000, "p99_ms": p99 * 1000}
+from benchmarks.stats import latency_percentiles
 
 
 def _stamped(size: int) -> bytes:
@@ -108,7 +100,7 @@ async def _measure_transport(transport, source, target, n, concurrency, latency_
         hops.append(time.perf_counter() - struct.unpack("!d", got[0].body[:8])[0])
         await transport.send(target, got[0].body)
         await transport.ack(got[0])
-    return {"n": n, "concurrency": concurrency, "msgs_per_s": n / elapsed, **_percentiles(hops)}
+    return {"n": n, "concurrency": concurrency, "msgs_per_s": n / elapsed, **latency_percentiles(hops)}
 
 
 async def _measure_aio_pika(settings: TransportSettings, n, concurrency, latency_n, body_bytes) -> dict[str, Any]:
@@ -155,7 +147,7 @@ async def _measure_aio_pika(settings: TransportSettings, n, concurrency, latency
         await source.cancel(tag)
         for queue in queues:
             await queue.delete(if_unused=False, if_empty=False)
-    return {"n": n, "concurrency": concurrency, "msgs_per_s": n / elapsed, **_percentiles(hops)}
+    return {"n": n, "concurrency": concurrency, "msgs_per_s": n / elapsed, **latency_percentiles(hops)}
 
 
 def _format(row: dict[str, Any]) -> str:
@@ -178,17 +170,8 @@ async def _main() -> None:
 
 async def _bench_one(brokers: Any, workdir: Path, kind: str, args: argparse.Namespace) -> None:
     """Starts one broker in ``workdir``, prints its figures, stops it."""
-    (workdir / kind).mkdir()
-    server: Any = {"rabbitmq": brokers.RabbitMQServer, "sqs": brokers.ElasticMQServer,
-                   "pubsub": brokers.PubSubEmulator}[kind](workdir / kind)
-    server.start()
+    server, settings = brokers.start_local(kind, workdir / kind)
     try:
-        if kind == "rabbitmq":
-            settings = TransportSettings(kind="rabbitmq", rabbitmq_url=server.url)
-        elif kind == "sqs":
-            settings = TransportSettings(kind="sqs", sqs_endpoint_url=server.endpoint)
-        else:
-            settings = TransportSettings(kind="pubsub", pubsub_emulator_host=server.host)
         result = await bare_relay(settings, args.n, concurrency=args.concurrency, latency_n=args.latency_n)
         print(f"{kind:<9} transport  {_format(result)}", flush=True)
         if "aio_pika" in result:
@@ -198,8 +181,4 @@ async def _bench_one(brokers: Any, workdir: Path, kind: str, args: argparse.Name
 
 
 if __name__ == "__main__":
-    import os
-
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "asya-bench")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "asya-bench")
     asyncio.run(_main())

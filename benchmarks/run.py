@@ -16,28 +16,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from asya_common.settings import load_settings
-from asya_common.transport import TransportError, TransportSettings, create_transport
+from asya_common.transport import QueueSpec, TransportSettings, create_transport
 from benchmarks.pipeline import run_relay, run_sidecar, sqlite_settings
-
-
-def _local_broker(kind: str, workdir: Path):
-    """Starts a local server for ``kind``; returns (server, settings overrides)."""
-    from tests.support import brokers
-
-    workdir.mkdir(parents=True, exist_ok=True)
-    if kind == "rabbitmq":
-        server = brokers.RabbitMQServer(workdir)
-        server.start()
-        return server, {"rabbitmq_url": server.url}
-    if kind == "sqs":
-        server = brokers.ElasticMQServer(workdir)
-        server.start()
-        os.environ.setdefault("AWS_ACCESS_KEY_ID", "asya-bench")
-        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "asya-bench")
-        return server, {"sqs_endpoint_url": server.endpoint}
-    server = brokers.PubSubEmulator(workdir)
-    server.start()
-    return server, {"pubsub_emulator_host": server.host, "pubsub_project": "asya-bench"}
+from tests.support.brokers import start_local
 
 
 _ENV_OF = {"rabbitmq": "ASYA_RABBITMQ_URL", "sqs": "ASYA_SQS_ENDPOINT_URL", "pubsub": "ASYA_PUBSUB_EMULATOR_HOST"}
@@ -46,10 +27,9 @@ _ENV_OF = {"rabbitmq": "ASYA_RABBITMQ_URL", "sqs": "ASYA_SQS_ENDPOINT_URL", "pub
 async def _reachable(settings: TransportSettings) -> str | None:
     try:
         async with create_transport(settings) as transport:
-            await asyncio.wait_for(transport.ensure_queue(__import__("asya_common.transport", fromlist=["QueueSpec"])
-                                                          .QueueSpec("asya-bench-probe")), 10)
+            await asyncio.wait_for(transport.ensure_queue(QueueSpec("asya-bench-probe")), 10)
         return None
-    except (TransportError, OSError, asyncio.TimeoutError, Exception) as exc:  # noqa: BLE001 - report any failure
+    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable", with its reason
         return f"{type(exc).__name__}: {exc}"
 
 
@@ -70,11 +50,11 @@ async def main() -> None:
         try:
             if kind != "sqlite" and not os.environ.get(_ENV_OF[kind]):
                 try:
-                    server, overrides = _local_broker(kind, Path(tempfile.mkdtemp(prefix=f"asya-bench-{kind}-")))
+                    server, local = start_local(kind, Path(tempfile.mkdtemp(prefix=f"asya-bench-{kind}-")))
                 except Exception as exc:  # noqa: BLE001 - any start failure is reported, then skipped
                     print(f"{kind}: skipped, could not start a local server ({type(exc).__name__}: {exc})")
                     continue
-                base = replace(base, **overrides)
+                base = replace(local, queue_prefix=base.queue_prefix)
             problem = None if kind == "sqlite" else await _reachable(base)
             if problem:
                 print(f"{kind}: skipped, broker not reachable ({problem})")

@@ -141,6 +141,10 @@ class RabbitMQServer(_Server):
     def url(self) -> str:
         return f"amqp://guest:guest@127.0.0.1:{self.amqp_port}/?management_port={self.http_port}"
 
+    def settings(self) -> TransportSettings:
+        """Transport settings that reach this node."""
+        return TransportSettings(kind="rabbitmq", rabbitmq_url=self.url)
+
     def start(self) -> None:
         self._spawn([str(RABBITMQ_SERVER)], self.env)
         self._wait_port(self.amqp_port)
@@ -183,6 +187,11 @@ class ElasticMQServer(_Server):
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def settings(self) -> TransportSettings:
+        """Transport settings that reach this server (clients need some AWS credentials: dummy ones)."""
+        use_dummy_aws_credentials()
+        return TransportSettings(kind="sqs", sqs_endpoint_url=self.endpoint, sqs_region="us-east-1")
+
     def start(self) -> None:
         lib = fetch_elasticmq()
         java = shutil.which("java") or "java"
@@ -214,11 +223,32 @@ class PubSubEmulator(_Server):
     def host(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    def settings(self, project: str = "asya-test") -> TransportSettings:
+        """Transport settings that reach this emulator."""
+        return TransportSettings(kind="pubsub", pubsub_project=project, pubsub_emulator_host=self.host)
+
     def start(self) -> None:
         binary = pubsub_emulator_binary()
         assert binary is not None
         self._spawn([str(binary), "--host=127.0.0.1", f"--port={self.port}"])
         self._wait_port(self.port)
+
+
+LOCAL_SERVERS = {"rabbitmq": RabbitMQServer, "sqs": ElasticMQServer, "pubsub": PubSubEmulator}
+
+
+def use_dummy_aws_credentials() -> None:
+    """ElasticMQ ignores credentials, but botocore refuses to sign without some."""
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "asya-test")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "asya-test")
+
+
+def start_local(kind: str, workdir: Path) -> tuple[_Server, TransportSettings]:
+    """Starts a local server for broker ``kind`` in ``workdir`` (benchmarks); the caller stops it."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    server = LOCAL_SERVERS[kind](workdir)
+    server.start()
+    return server, server.settings()
 
 
 def _start_or_skip(server: _Server, available: bool, reason: str) -> _Server:
@@ -252,8 +282,9 @@ def rabbitmq_server(broker_tmp):
 
 @pytest.fixture(scope="session")
 def rabbitmq_settings(rabbitmq_server) -> TransportSettings:
-    url = os.environ.get("ASYA_TEST_RABBITMQ_URL") or rabbitmq_server.url
-    return TransportSettings(kind="rabbitmq", rabbitmq_url=url)
+    if os.environ.get("ASYA_TEST_RABBITMQ_URL"):
+        return TransportSettings(kind="rabbitmq", rabbitmq_url=os.environ["ASYA_TEST_RABBITMQ_URL"])
+    return rabbitmq_server.settings()
 
 
 @pytest.fixture(scope="session")
@@ -266,8 +297,7 @@ def sqs_settings(broker_tmp):
         server = ElasticMQServer(workdir)
         _start_or_skip(server, bool(shutil.which("java")), "java is needed to run ElasticMQ")
         endpoint = server.endpoint
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "asya-test")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "asya-test")
+    use_dummy_aws_credentials()
     yield TransportSettings(kind="sqs", sqs_endpoint_url=endpoint, sqs_region="us-east-1")
     if server is not None:
         server.stop()
