@@ -8,12 +8,12 @@ same record. Standard library only: this module runs inside the runtime.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from asya_common.envelope import H_ERROR
 from asya_common.settings import env_field, load_settings
 from asya_common.status_store import FAILED, SUCCEEDED, StatusStore
-from dataclasses import dataclass
 
 
 @dataclass(frozen=True)

@@ -94,11 +94,15 @@ def _wait(store: StatusStore, envelope_id: str, timeout: float) -> dict[str, Any
         time.sleep(0.1)
 
 
-def cmd_status(args: argparse.Namespace, environ: dict[str, str]) -> int:
+def _existing_status_store(args: argparse.Namespace) -> StatusStore:
     path = Path(args.state_dir) / "status.sqlite3"
     if not path.exists():
         raise CliError(f"no status store at {path} (run `asya dev` first or pass --state-dir)")
-    record = StatusStore(path).tree(args.id)
+    return StatusStore(path)
+
+
+def cmd_status(args: argparse.Namespace, environ: dict[str, str]) -> int:
+    record = _existing_status_store(args).tree(args.id)
     if record is None:
         raise CliError(f"no envelope with id {args.id!r}")
     print(json.dumps(record, ensure_ascii=False))
@@ -106,10 +110,7 @@ def cmd_status(args: argparse.Namespace, environ: dict[str, str]) -> int:
 
 
 def cmd_replay(args: argparse.Namespace, environ: dict[str, str]) -> int:
-    path = Path(args.state_dir) / "status.sqlite3"
-    if not path.exists():
-        raise CliError(f"no status store at {path} (run `asya dev` first or pass --state-dir)")
-    store = StatusStore(path)
+    store = _existing_status_store(args)
     try:
         actor, envelope = replay_envelope(store, args.id)
     except ReplayError as exc:

@@ -31,6 +31,7 @@ CREATE TABLE IF NOT EXISTS records (
 );
 CREATE INDEX IF NOT EXISTS records_by_parent ON records(parent_id);
 """
+_COLUMNS = "id, parent_id, status, actor, result, error, envelope, created_at, updated_at"
 
 
 class StatusStore:
@@ -76,7 +77,7 @@ class StatusStore:
         """Writes the final record of an envelope (idempotent: a redelivery rewrites the same record)."""
         now = time.time()
         self._conn.execute(
-            "INSERT INTO records(id, parent_id, status, actor, result, error, envelope, created_at, updated_at) "
+            f"INSERT INTO records({_COLUMNS}) "
             "VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET status=excluded.status, actor=excluded.actor, "
             "result=excluded.result, error=excluded.error, envelope=excluded.envelope, updated_at=excluded.updated_at",
             (
@@ -94,10 +95,7 @@ class StatusStore:
 
     def get(self, envelope_id: str) -> dict[str, Any] | None:
         """Returns the record of ``envelope_id`` as a JSON-ready dict, or None."""
-        row = self._conn.execute(
-            "SELECT id, parent_id, status, actor, result, error, envelope, created_at, updated_at FROM records WHERE id=?",
-            (envelope_id,),
-        ).fetchone()
+        row = self._conn.execute(f"SELECT {_COLUMNS} FROM records WHERE id=?", (envelope_id,)).fetchone()
         return _to_record(row) if row else None
 
     def stored_envelope(self, envelope_id: str) -> tuple[str, dict[str, Any] | None] | None:
@@ -110,9 +108,7 @@ class StatusStore:
     def children(self, envelope_id: str) -> list[dict[str, Any]]:
         """Records of the fan-out children of ``envelope_id`` (direct children only)."""
         rows = self._conn.execute(
-            "SELECT id, parent_id, status, actor, result, error, envelope, created_at, updated_at FROM records "
-            "WHERE parent_id=? ORDER BY created_at, id",
-            (envelope_id,),
+            f"SELECT {_COLUMNS} FROM records WHERE parent_id=? ORDER BY created_at, id", (envelope_id,)
         ).fetchall()
         return [_to_record(r) for r in rows]
 

@@ -142,6 +142,10 @@ class SQLiteTransport(Transport):
         actual = {"dlq_name": row[0], "max_receive_count": row[1]}
         return EnsureResult(queue=name, created=False, drift=drift_between(wanted, actual))
 
+    def _require_queue(self, conn: sqlite3.Connection, queue: str) -> None:
+        if conn.execute("SELECT 1 FROM queues WHERE name=?", (queue,)).fetchone() is None:
+            raise QueueNotFound(f"queue {queue!r} does not exist in {self._path}")
+
     async def delete_queue(self, name: str) -> None:
         def delete(conn: sqlite3.Connection) -> None:
             conn.execute("DELETE FROM messages WHERE queue=?", (name,))
@@ -163,8 +167,7 @@ class SQLiteTransport(Transport):
             self.check_size(queue, body)
 
         def insert(conn: sqlite3.Connection) -> None:
-            if conn.execute("SELECT 1 FROM queues WHERE name=?", (queue,)).fetchone() is None:
-                raise QueueNotFound(f"queue {queue!r} does not exist in {self._path}")
+            self._require_queue(conn, queue)
             now = time.time()
             conn.executemany(
                 "INSERT INTO messages(message_id, queue, body, enqueued_at, visible_at) VALUES (?,?,?,?,?)",
@@ -178,22 +181,24 @@ class SQLiteTransport(Transport):
     ) -> list[ReceivedMessage]:
         deadline = time.monotonic() + wait_seconds
         pause = _POLL_MIN
+        first_poll = True
         while True:
-            messages = await self._run(self._lease, queue, max_messages, lease_seconds)
+            messages = await self._run(self._lease, queue, max_messages, lease_seconds, first_poll)
+            first_poll = False
             if messages or time.monotonic() >= deadline:
                 return messages
             await asyncio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
             pause = min(pause * 2, _POLL_MAX)
 
-    def _lease(self, queue: str, limit: int, lease_seconds: float) -> list[ReceivedMessage]:
+    def _lease(self, queue: str, limit: int, lease_seconds: float, check_exists: bool) -> list[ReceivedMessage]:
         conn = self._conn
         assert conn is not None
         # Cheap read first (WAL readers never block): take the write lock only when there is work.
         if conn.execute(
             "SELECT 1 FROM messages WHERE queue=? AND visible_at<=? LIMIT 1", (queue, time.time())
         ).fetchone() is None:
-            if conn.execute("SELECT 1 FROM queues WHERE name=?", (queue,)).fetchone() is None:
-                raise QueueNotFound(f"queue {queue!r} does not exist in {self._path}")
+            if check_exists:
+                self._require_queue(conn, queue)
             return []
         return self._tx(lambda c: self._lease_locked(c, queue, limit, lease_seconds))
 
@@ -256,8 +261,7 @@ class SQLiteTransport(Transport):
         def count() -> QueueDepth:
             conn = self._conn
             assert conn is not None
-            if conn.execute("SELECT 1 FROM queues WHERE name=?", (queue,)).fetchone() is None:
-                raise QueueNotFound(f"queue {queue!r} does not exist")
+            self._require_queue(conn, queue)
             ready, in_flight, delayed = conn.execute(
                 "SELECT COALESCE(SUM(visible_at<=?1),0),"
                 " COALESCE(SUM(visible_at>?1 AND lease_token IS NOT NULL),0),"
