@@ -287,35 +287,36 @@ def rabbitmq_settings(rabbitmq_server) -> TransportSettings:
     return rabbitmq_server.settings()
 
 
+def _external_or_local(broker_tmp: Path, kind: str, external: TransportSettings | None, available: bool,
+                       reason: str):
+    """Yields ``external`` settings when given, else those of a local server started (and stopped) here."""
+    if external is not None:
+        yield external
+        return
+    workdir = broker_tmp / kind
+    workdir.mkdir()
+    server = _start_or_skip(LOCAL_SERVERS[kind](workdir), available, reason)
+    try:
+        yield server.settings()
+    finally:
+        server.stop()
+
+
 @pytest.fixture(scope="session")
 def sqs_settings(broker_tmp):
-    endpoint = os.environ.get("ASYA_TEST_SQS_ENDPOINT_URL")
-    server = None
-    if not endpoint:
-        workdir = broker_tmp / "elasticmq"
-        workdir.mkdir()
-        server = ElasticMQServer(workdir)
-        _start_or_skip(server, bool(shutil.which("java")), "java is needed to run ElasticMQ")
-        endpoint = server.endpoint
     use_dummy_aws_credentials()
-    yield TransportSettings(kind="sqs", sqs_endpoint_url=endpoint, sqs_region="us-east-1")
-    if server is not None:
-        server.stop()
+    endpoint = os.environ.get("ASYA_TEST_SQS_ENDPOINT_URL")
+    external = TransportSettings(kind="sqs", sqs_endpoint_url=endpoint, sqs_region="us-east-1") if endpoint else None
+    yield from _external_or_local(broker_tmp, "sqs", external, bool(shutil.which("java")),
+                                  "java is needed to run ElasticMQ")
 
 
 @pytest.fixture(scope="session")
 def pubsub_settings(broker_tmp):
     host = os.environ.get("ASYA_TEST_PUBSUB_EMULATOR_HOST")
-    server = None
-    if not host:
-        workdir = broker_tmp / "pubsub"
-        workdir.mkdir()
-        server = PubSubEmulator(workdir)
-        _start_or_skip(server, pubsub_emulator_binary() is not None, "the Google Cloud CLI Pub/Sub emulator is missing")
-        host = server.host
-    yield TransportSettings(kind="pubsub", pubsub_project="asya-test", pubsub_emulator_host=host)
-    if server is not None:
-        server.stop()
+    external = TransportSettings(kind="pubsub", pubsub_project="asya-test", pubsub_emulator_host=host) if host else None
+    yield from _external_or_local(broker_tmp, "pubsub", external, pubsub_emulator_binary() is not None,
+                                  "the Google Cloud CLI Pub/Sub emulator is missing")
 
 
 if __name__ == "__main__":
