@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 export ASYA_TOOLS_CACHE ?= $(HOME)/.cache/asya-tools
-PACKAGES := -e python/asya_common[service,rabbitmq,sqs,pubsub] -e images/runtime -e images/sidecar \
+PACKAGES := -e python/asya_common[service,rabbitmq,sqs,pubsub,postgres] -e images/runtime -e images/sidecar \
             -e images/crew -e python/asya_cli
 DEV_PACKAGES := pytest pytest-asyncio pytest-timeout jsonschema scikit-learn numpy
 VENV_STAMP := $(VENV)/.installed-$(shell cat constraints.txt $(wildcard */*/pyproject.toml) | sha1sum | cut -c1-12)
