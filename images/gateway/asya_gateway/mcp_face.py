@@ -214,6 +214,8 @@ class McpFace:
         counter = {"n": 0}
 
         async def report(event: Any) -> None:
+            if event.kind == "created":  # the caller knows it submitted; report work from the first hop on
+                return
             counter["n"] += 1
             with contextlib.suppress(Exception):  # progress is best effort; never fail the call for it
                 await ctx.session.report_progress(counter["n"], None, progress_message(event))

@@ -16,15 +16,25 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from asya_common import protocol
+from asya_common import protocol, strictjson
 from asya_common.envelope import EnvelopeError, validate
 
 from asya_runtime import jsonlog
 from asya_runtime.config import SHUTDOWN_GRACE_SECONDS, RuntimeSettings
 from asya_runtime.invoke import Invoker, ResultError, error_info
 from asya_runtime.loader import LoadedHandler
+from asya_runtime.socketfile import serve_private
 
 log = logging.getLogger("asya_runtime")
+HANDLER_EXIT_CODE = 70  # a handler called sys.exit(): restart this runtime (never mistaken for exit 2/3)
+
+
+def _check_result(value: Any, what: str, max_depth: int) -> None:
+    """Raises ResultError when ``value`` is not strict JSON (NaN, Infinity, a lone surrogate, too deep)."""
+    try:
+        strictjson.check(value, what, max_depth)
+    except strictjson.NotStrictJSON as exc:
+        raise ResultError(f"{exc.reason}; the result must be strict JSON") from None
 
 
 class Connection:
@@ -39,7 +49,7 @@ class Connection:
         """Encodes and writes one frame (raises ResultError when the message is not JSON-serialisable)."""
         try:
             frame = protocol.encode_frame(message)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError, protocol.ProtocolError) as exc:
             raise ResultError(f"handler result is not JSON-serialisable: {exc}") from None
         async with self.lock:
             self.writer.write(frame)
@@ -61,11 +71,9 @@ class RuntimeServer:
     async def serve(self) -> int:
         """Runs until SIGTERM/SIGINT; returns the process exit code."""
         path = Path(self.settings.socket_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.is_socket() or path.exists():
-            path.unlink()
-        server = await asyncio.start_unix_server(self._on_connection, path=str(path), limit=2**20)
-        os.chmod(path, 0o666)
+        server, warning = await serve_private(path, self._on_connection, limit=2**20)
+        if warning:
+            log.warning(warning)
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.stopping.set)
@@ -95,7 +103,9 @@ class RuntimeServer:
         try:
             while True:
                 try:
-                    message = await protocol.read_frame(reader)
+                    message = await protocol.read_frame(
+                        reader, self.settings.max_message_bytes + protocol.FRAME_OVERHEAD_BYTES,
+                        self.settings.frame_timeout)
                 except protocol.ProtocolError as exc:
                     log.error("closing connection: %s", exc)
                     break
@@ -151,10 +161,30 @@ class RuntimeServer:
         await self._send(conn, {"id": request_id, "type": "error",
                                 "error": {"type": kind, "message": text, "traceback": ""}})
 
+    async def _handler_failed(self, conn: Connection, request_id: Any, exc: BaseException) -> None:
+        log.info("handler raised %s: %s", type(exc).__name__, exc)
+        await self._send(conn, {"id": request_id, "type": "error", "error": error_info(exc)})
+
+    async def _handler_exited(self, conn: Connection, request_id: Any, exc: SystemExit) -> None:
+        """Reports ``sys.exit(n)`` as this call's error, then exits for a restart (never exit code n)."""
+        info = error_info(exc)
+        info["message"] = (f"handler called sys.exit({exc.code!r}); the runtime restarts "
+                           f"(exit {HANDLER_EXIT_CODE})")
+        log.error(info["message"])
+        try:
+            await asyncio.wait_for(self._send(conn, {"id": request_id, "type": "error", "error": info}), 2.0)
+        except Exception:  # noqa: BLE001 - exiting anyway
+            pass
+        jsonlog.flush()
+        os._exit(HANDLER_EXIT_CODE)
+
     async def _call(self, conn: Connection, request_id: Any, envelope: Any) -> None:
         token = jsonlog.current_envelope_id.set(envelope.get("id") if isinstance(envelope, dict) else None)
         try:
             async with self.slots:
+                if self.stopping.is_set():  # waited for a slot while SIGTERM came: never started
+                    await self._reply_error(conn, request_id, "ShuttingDown", "runtime is shutting down")
+                    return
                 try:
                     validate(envelope)
                 except EnvelopeError as exc:
@@ -162,17 +192,24 @@ class RuntimeServer:
                     return
 
                 async def send_fly(data: Any) -> None:
+                    _check_result(data, "FLY data", strictjson.MAX_DEPTH)
                     await conn.send({"id": request_id, "type": "fly", "data": data})
 
                 try:
                     outputs = await self.invoker.invoke(envelope, send_fly)
+                    _check_result(outputs, "handler result", strictjson.MAX_DEPTH + 1)
                     await conn.send({"id": request_id, "type": "result", "outputs": outputs})
                     log.debug("call done", extra={"outputs": len(outputs)})
-                except (ConnectionError, asyncio.CancelledError):
+                except ConnectionError:
                     raise
-                except Exception as exc:  # noqa: BLE001 - every handler failure becomes an error frame
-                    log.info("handler raised %s: %s", type(exc).__name__, exc)
-                    await self._send(conn, {"id": request_id, "type": "error", "error": error_info(exc)})
+                except asyncio.CancelledError:
+                    if asyncio.current_task().cancelling():
+                        raise  # really cancelled (shutdown); otherwise the handler raised it itself
+                    await self._handler_failed(conn, request_id, asyncio.CancelledError("handler raised CancelledError"))
+                except SystemExit as exc:  # sys.exit() in a handler: a crash of this call, then a restart
+                    await self._handler_exited(conn, request_id, exc)
+                except BaseException as exc:  # noqa: BLE001 - every handler failure becomes an error frame
+                    await self._handler_failed(conn, request_id, exc)
         except ConnectionError as exc:
             log.warning("connection lost before the result was sent: %s", exc)
         finally:
