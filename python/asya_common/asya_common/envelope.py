@@ -12,15 +12,19 @@ from __future__ import annotations
 
 import base64
 import copy
-import json
 import uuid
 from typing import Any
+
+from asya_common import strictjson
 
 HAPPY_END = "happy-end"
 ERROR_END = "error-end"
 TERMINAL_ACTORS = (HAPPY_END, ERROR_END)
 DEFAULT_QUEUE_PREFIX = "asya-"
 SIDECAR_HEADER_PREFIX = "x-asya-"
+DLQ_SUFFIX = "-dlq"  # <prefix><actor>-dlq: never an actor's name, never a route target
+# A queue name is <prefix><actor>-dlq; RabbitMQ and Pub/Sub refuse names over 255 bytes.
+MAX_ACTOR_NAME_BYTES = 200
 
 # Headers the sidecar owns (all under the reserved ``x-asya-`` prefix).
 H_ATTEMPT = "x-asya-attempt"  # 1-based number of the attempt this message is for
@@ -41,6 +45,28 @@ class EnvelopeError(ValueError):
 
 class RouteError(ValueError):
     """A handler asked for a route change the contract forbids (bad op, prev/curr rewrite)."""
+
+
+def route_target_problem(actor: Any) -> str | None:
+    """Why ``actor`` cannot be a route target (None when it can): empty, a DLQ, or too long for a queue name."""
+    if not isinstance(actor, str) or not actor:
+        return f"route entries must be non-empty strings, got {actor!r:.80}"
+    if actor.endswith(DLQ_SUFFIX):
+        return f"{actor[:80]!r} names a dead-letter queue; routes never target a DLQ"
+    if len(actor.encode("utf-8", "surrogatepass")) > MAX_ACTOR_NAME_BYTES:
+        return (f"actor name {actor[:40]!r}... is {len(actor.encode('utf-8', 'surrogatepass'))} bytes; "
+                f"the limit is {MAX_ACTOR_NAME_BYTES} (queue names are at most 255 bytes)")
+    return None
+
+
+def actor_name_problem(name: Any) -> str | None:
+    """Why ``name`` cannot name a user actor (None when it can): reserved, a DLQ name, or too long."""
+    if name in TERMINAL_ACTORS:
+        return f"{name!r} is reserved for the crew (happy-end / error-end)"
+    problem = route_target_problem(name)
+    if problem and isinstance(name, str) and name.endswith(DLQ_SUFFIX):
+        return f"{name!r} ends in {DLQ_SUFFIX!r}: that is the name of another actor's dead-letter queue"
+    return problem
 
 
 def queue_name(actor: str, prefix: str = DEFAULT_QUEUE_PREFIX) -> str:
@@ -76,10 +102,11 @@ def make_envelope(
     if not route:
         raise RouteError("a route needs at least one actor")
     for actor in route:
-        if not isinstance(actor, str) or not actor:
-            raise RouteError(f"route entries must be non-empty strings, got {actor!r}")
         if actor in TERMINAL_ACTORS:
             raise RouteError(f"{actor!r} is a terminal actor and is never written in a route")
+        problem = route_target_problem(actor)
+        if problem:
+            raise RouteError(problem)
     return {
         "id": envelope_id or new_id(),
         "route": {"prev": [], "curr": route[0], "next": list(route[1:])},
@@ -112,6 +139,10 @@ def validate(obj: Any) -> dict[str, Any]:
         value = route.setdefault(key, [])
         if not isinstance(value, list) or not all(isinstance(a, str) and a for a in value):
             raise EnvelopeError(f"envelope 'route.{key}' must be a list of actor names")
+    for actor in [curr, *route["next"]]:
+        problem = route_target_problem(actor)
+        if problem:
+            raise EnvelopeError(f"envelope route: {problem}")
     headers = obj.setdefault("headers", {})
     if not isinstance(headers, dict):
         raise EnvelopeError("envelope 'headers' must be an object")
@@ -125,25 +156,19 @@ def loads(body: bytes | str) -> dict[str, Any]:
     """Parses and validates a message body.
 
     Raises:
-        EnvelopeError: The body is not UTF-8, not JSON, or not an envelope.
+        EnvelopeError: The body is not UTF-8, not strict JSON (NaN, Infinity, a lone surrogate,
+            nesting deeper than ``strictjson.MAX_DEPTH``), or not an envelope.
     """
-    if isinstance(body, bytes):
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise EnvelopeError(f"body is not UTF-8 ({exc.reason} at byte {exc.start})") from None
-    else:
-        text = body
     try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise EnvelopeError(f"body is not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+        obj = strictjson.loads(body, what="body")
+    except strictjson.NotStrictJSON as exc:
+        raise EnvelopeError(exc.reason) from None
     return validate(obj)
 
 
 def dumps(envelope: dict[str, Any]) -> bytes:
-    """Serialises an envelope to compact UTF-8 JSON bytes."""
-    return json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    """Serialises an envelope to compact UTF-8 strict JSON bytes (raises ``NotStrictJSON`` for NaN...)."""
+    return strictjson.dumps(envelope)
 
 
 def fanout_id(envelope_id: str, index: int) -> str:
@@ -178,6 +203,10 @@ def apply_set(envelope: dict[str, Any], path: str, value: Any) -> None:
         bad = [a for a in value if a in TERMINAL_ACTORS]
         if bad:
             raise RouteError(f"SET .route.next may not name terminal actors {bad}")
+        for actor in value:
+            problem = route_target_problem(actor)
+            if problem:
+                raise RouteError(f"SET .route.next: {problem}")
         envelope["route"]["next"] = list(value)
         return
     if path.startswith(".headers.") and len(path) > len(".headers."):
@@ -217,7 +246,8 @@ def to_error_end(envelope: dict[str, Any], error: dict[str, Any]) -> dict[str, A
     return failed
 
 
-def wrap_malformed(body: bytes, reason: str, *, actor: str, message_id: str | None = None) -> dict[str, Any]:
+def wrap_malformed(body: bytes, reason: str, *, actor: str, message_id: str | None = None,
+                   error_type: str = "MalformedEnvelope") -> dict[str, Any]:
     """Wraps an undecodable body into an error-end envelope that keeps the raw bytes (base64).
 
     Args:
@@ -225,19 +255,22 @@ def wrap_malformed(body: bytes, reason: str, *, actor: str, message_id: str | No
         reason: One line naming the problem (from :class:`EnvelopeError`).
         actor: The actor whose queue held the body.
         message_id: The transport's message id, reused as envelope id when available.
+        error_type: ``x-asya-error.type`` (``MalformedEnvelope``, or why a valid body could not be handled).
     """
     recovered_id = None
     try:
-        maybe = json.loads(body.decode("utf-8"))
+        maybe = strictjson.loads(body)
         if isinstance(maybe, dict) and isinstance(maybe.get("id"), str) and maybe["id"]:
             recovered_id = maybe["id"]
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except strictjson.NotStrictJSON:
         pass
+    if not isinstance(message_id, str) or strictjson._SURROGATE.search(message_id):
+        message_id = None
     return {
         "id": recovered_id or message_id or new_id(),
         "route": {"prev": [actor], "curr": ERROR_END, "next": []},
         "headers": {
-            H_ERROR: {"actor": actor, "type": "MalformedEnvelope", "message": reason, "attempts": []},
+            H_ERROR: {"actor": actor, "type": error_type, "message": reason, "attempts": []},
             H_RAW_BODY: {"encoding": "base64", "data": base64.b64encode(body).decode("ascii")},
         },
         "payload": None,

@@ -74,7 +74,7 @@ async def test_stale_socket_is_replaced_and_socket_is_world_writable(tmp_path):
         await process.wait_ready()
         mode = os.stat(process.socket_path).st_mode
         assert stat.S_ISSOCK(mode)
-        assert stat.S_IMODE(mode) == 0o666
+        assert stat.S_IMODE(mode) == 0o600  # owner-only (issue 10)
     finally:
         process.stop()
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from .client import RUNTIME_SRC, RuntimeProcess, RuntimeTestClient, envelope
 
-ALLOWED_COMMON = {"asya_common", "asya_common.envelope", "asya_common.protocol", "asya_common.settings"}
+ALLOWED_COMMON = {"asya_common", "asya_common.envelope", "asya_common.protocol", "asya_common.settings",
+                  "asya_common.strictjson"}
 
 
 def _imports(path: Path) -> set[str]:
