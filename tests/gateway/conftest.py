@@ -31,7 +31,7 @@ TOOLS = {"tools": [
      "inputSchema": {"type": "object"}},
     {"name": "nowhere", "description": "Route to an actor without a queue", "route": ["missing-actor"]},
 ]}
-ACTORS = ("echo", "review", "publish")
+ACTORS = ("echo", "review", "publish", "error-end")
 
 
 @dataclass
@@ -76,7 +76,8 @@ def gateway(backend, transport, tmp_path_factory):
     """A gateway with API keys and tools over the module's store and queue."""
     tmp: Path = tmp_path_factory.mktemp("gateway")
     process = GatewayProcess(tmp, backend.location, transport, tools=TOOLS, keys=KEYS,
-                             env={"ASYA_GATEWAY_KEEPALIVE": "0.3", "ASYA_GATEWAY_MAX_BODY_BYTES": "65536"})
+                             env={"ASYA_GATEWAY_KEEPALIVE": "0.3", "ASYA_GATEWAY_MAX_BODY_BYTES": "65536",
+                                  "ASYA_GATEWAY_EXPIRE_INTERVAL": "0.2"})
     process.start()
     process.backend = backend
     process.transport = transport
