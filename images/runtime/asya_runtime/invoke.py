@@ -34,16 +34,22 @@ def error_info(exc: BaseException) -> dict[str, str]:
     """Describes a processing error for the ``error`` frame: type, message and full traceback.
 
     The type is the class name for built-in and Asya errors (``ValueError``, ``RouteError``) and
-    ``module.Class`` for the user's own exceptions.
+    ``module.Class`` for the user's own exceptions; ``mro`` lists the names of every base class too.
     """
     cls = type(exc)
-    module = cls.__module__ or ""
-    own = module.split(".")[0] in _OWN_MODULES
     return {
-        "type": cls.__qualname__ if own else f"{module}.{cls.__qualname__}",
+        "type": _class_name(cls),
         "message": str(exc),
         "traceback": "".join(traceback.format_exception(cls, exc, _user_frames(exc.__traceback__))),
+        # every class the exception is an instance of, so the sidecar can match ``nonRetryableErrors`` by base class
+        "mro": [_class_name(c) for c in cls.__mro__ if c not in (object, BaseException)],
     }
+
+
+def _class_name(cls: type) -> str:
+    """``ValueError`` for built-in and Asya classes, ``module.Class`` for the user's own."""
+    module = cls.__module__ or ""
+    return cls.__qualname__ if module.split(".")[0] in _OWN_MODULES else f"{module}.{cls.__qualname__}"
 
 
 _PLUMBING = ("/asya_runtime/", "/concurrent/futures/", "/asyncio/")

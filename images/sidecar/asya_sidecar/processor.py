@@ -15,7 +15,7 @@ from typing import Any, AsyncIterator, Protocol
 
 from asya_common import envelope as env
 from asya_common.transport import MessageTooLarge, QueueNotFound, ReceivedMessage, Transport, TransportError
-from asya_sidecar import routing
+from asya_sidecar import error_routes, routing
 from asya_sidecar.backoff import retry_delay
 from asya_sidecar.metrics import SidecarMetrics
 from asya_sidecar.runtime_client import RuntimeClient, RuntimeCrashed, RuntimeRestarted, RuntimeUnavailable
@@ -164,6 +164,12 @@ class MessageProcessor:
                         delay=round(delay, 3), error_type=error.get("type"), error=error.get("message"))
             retry = routing.retry_envelope(envelope, error, attempt, delay)
             await self._finish(message, [retry], "retried", delay=delay, own_queue=True)
+            return
+        caught = None if self._terminal else error_routes.caught_envelope(envelope, error, self._settings.actor)
+        if caught is not None:  # the route's error branch (Flow DSL try/except) takes it instead of error-end
+            log.warning("handler failed; continuing on the route's error branch", attempt=attempt,
+                        error_type=error.get("type"), next_actor=caught["route"]["curr"])
+            await self._finish(message, [caught], "caught")
             return
         log.error("handler failed; attempts exhausted, sent to error-end", attempt=attempt,
                   error_type=error.get("type"), error=error.get("message"))

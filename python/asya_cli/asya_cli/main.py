@@ -21,6 +21,7 @@ from asya_common.transport import TRANSPORTS, TransportError, create_transport
 from asya_cli import dlq_cmd
 from asya_cli.common import CliError, transport_settings
 from asya_cli.dev import DevMesh
+from asya_cli.flow import cli as flow_cli
 from asya_cli.replay import ReplayError, replay_envelope
 from asya_cli.values import ValuesError, load_actor
 
@@ -28,8 +29,12 @@ from asya_cli.values import ValuesError, load_actor
 def cmd_dev(args: argparse.Namespace, environ: dict[str, str]) -> int:
     state_dir = Path(args.state_dir).resolve()
     layers = [Path(p) for p in args.base or []]
+    flow_files = [v for v in args.values if v.endswith(".py")]  # Flow DSL files (docs/flows.md)
     try:
-        actors = [load_actor(path, layers) for path in args.values]
+        actors = [load_actor(path, layers) for path in args.values if not path.endswith(".py")]
+        if flow_files:
+            actors += [load_actor(path, layers) for path in
+                       flow_cli.prepare_dev_flows(flow_files, [a.name for a in actors], state_dir)]
     except ValuesError as exc:
         raise CliError(str(exc)) from None
     names = [a.name for a in actors]
@@ -58,7 +63,7 @@ def cmd_send(args: argparse.Namespace, environ: dict[str, str]) -> int:
         payload = json.loads(args.payload)
     except json.JSONDecodeError as exc:
         raise CliError(f"--payload is not JSON: {exc.msg} at column {exc.colno}") from None
-    route = [a.strip() for a in args.route.split(",") if a.strip()]
+    route = flow_cli.route_of(args)  # --route, or the entry route of a compiled --flow
     try:
         envelope = env.make_envelope(route, payload, headers=_parse_headers(args.header or []), envelope_id=args.id)
     except env.RouteError as exc:
@@ -140,7 +145,8 @@ def build_parser(environ: dict[str, str]) -> argparse.ArgumentParser:
     dev.set_defaults(func=cmd_dev)
 
     send = sub.add_parser("send", help="publish one envelope to the running dev mesh")
-    send.add_argument("--route", required=True, help="comma-separated actors, e.g. validate,classify,store")
+    send.add_argument("--route", help="comma-separated actors, e.g. validate,classify,store")
+    send.add_argument("--flow", help="instead of --route: a flow function run by `asya dev flow.py ...`")
     send.add_argument("--payload", required=True, help="JSON payload")
     send.add_argument("--header", action="append", help="header key=value (repeatable)")
     send.add_argument("--id", help="envelope id (default: a new uuid)")
@@ -161,6 +167,7 @@ def build_parser(environ: dict[str, str]) -> argparse.ArgumentParser:
     replay.set_defaults(func=cmd_replay)
 
     dlq_cmd.add_parser(sub, state_default)
+    flow_cli.add_parser(sub)
     return parser
 
 

@@ -59,6 +59,25 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         )""",
         "CREATE INDEX IF NOT EXISTS pauses_by_expiry ON pauses(status, expires_at)",
     ]),
+    # the built-in fan-in actor (images/crew/asya_crew/fanin.py): one row per fan-out group, one per child result
+    (3, [
+        """CREATE TABLE IF NOT EXISTS fanin_groups (
+            group_id TEXT PRIMARY KEY,
+            parent_id TEXT,
+            count INTEGER NOT NULL,
+            created_at {real} NOT NULL,
+            completed_at {real},
+            failed_at {real}
+        )""",
+        """CREATE TABLE IF NOT EXISTS fanin_children (
+            group_id TEXT NOT NULL,
+            idx INTEGER NOT NULL,
+            child_id TEXT NOT NULL,
+            result TEXT NOT NULL,
+            arrived_at {real} NOT NULL,
+            PRIMARY KEY (group_id, idx)
+        )""",
+    ]),
 ]
 
 LATEST = MIGRATIONS[-1][0]
