@@ -145,3 +145,39 @@ seccompProfile:
 {{- end }}
 {{- end }}
 {{- end -}}
+
+{{/* The handler image: `image: repo:tag` (compact, as in AsyncActor examples) or {repository, tag, pullPolicy}. */}}
+{{- define "asya-actor.handlerImage" -}}
+{{- $image := .Values.image -}}
+{{- if kindIs "string" $image -}}
+{{- required "image is required: the image holding the handler code (repo:tag)" $image -}}
+{{- else -}}
+{{- $image = default dict $image -}}
+{{- printf "%s:%s" (required "image.repository is required: the image holding the handler code" $image.repository) (required "image.tag is required: pin the handler image (1.2.3 or 1.2.3@sha256:...)" $image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "asya-actor.handlerImagePullPolicy" -}}
+{{- if kindIs "map" .Values.image -}}
+{{- default "IfNotPresent" .Values.image.pullPolicy -}}
+{{- else -}}
+IfNotPresent
+{{- end -}}
+{{- end -}}
+
+{{/* PYTHONPATH the user set in `env` (map or EnvVar list form), merged into the runtime's own. */}}
+{{- define "asya-actor.userPythonPath" -}}
+{{- $env := .Values.env -}}
+{{- if kindIs "map" $env -}}
+{{- get $env "PYTHONPATH" | default "" | toString -}}
+{{- else -}}
+{{- range $env -}}
+{{- if eq .name "PYTHONPATH" -}}
+{{- if not (hasKey . "value") -}}
+{{- fail "env: PYTHONPATH must be a plain value (it is merged with the runtime's own PYTHONPATH)" -}}
+{{- end -}}
+{{- .value | toString -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}

@@ -18,6 +18,7 @@ from asya_common.transport import MessageTooLarge, QueueNotFound, ReceivedMessag
 from asya_sidecar import error_routes, routing
 from asya_sidecar.backoff import retry_delay
 from asya_sidecar.metrics import SidecarMetrics
+from asya_sidecar.nonretryable import is_non_retryable
 from asya_sidecar.runtime_client import RuntimeClient, RuntimeCrashed, RuntimeRestarted, RuntimeUnavailable
 from asya_sidecar.settings import RetryPolicy, SidecarSettings
 
@@ -157,7 +158,7 @@ class MessageProcessor:
     async def _failed(self, message: ReceivedMessage, envelope: dict[str, Any], error: dict[str, Any],
                       attempt: int, log: Any) -> None:
         """Schedules a retry, or sends the envelope to error-end once attempts are exhausted."""
-        permanent = error.get("type") in ("MessageTooLarge",)
+        permanent = is_non_retryable(error, self._policy.non_retryable_errors)
         if attempt < self._policy.max_attempts and not permanent:
             delay = retry_delay(self._policy, attempt)
             log.warning("handler failed; retry scheduled", attempt=attempt, max_attempts=self._policy.max_attempts,

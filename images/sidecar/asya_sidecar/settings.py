@@ -17,6 +17,9 @@ class RetryPolicy:
     initial_interval: Duration = env_field("ASYA_RETRY_INITIAL_INTERVAL", default=Duration(1.0), help="first delay")
     max_interval: Duration = env_field("ASYA_RETRY_MAX_INTERVAL", default=Duration(60.0), help="largest delay")
     jitter: float = env_field("ASYA_RETRY_JITTER", default=0.2, help="+/- fraction of random spread on each delay")
+    non_retryable_errors: tuple = env_field(
+        "ASYA_RETRY_NON_RETRYABLE_ERRORS", default=(), help="comma-separated exception classes (and subclasses) never retried"
+    )
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:

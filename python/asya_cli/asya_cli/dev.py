@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import os
 import json
 import signal
 import sys
@@ -100,14 +101,18 @@ class DevMesh:
         transport_env = to_env(transport_settings)
         for spec in self.actors:
             sock = socket_path(state_dir, spec.name)
-            pythonpath = ":".join(p for p in (str(spec.source.parent), base_env.get("PYTHONPATH", "")) if p)
+            pythonpath = ":".join(p for p in (str(spec.source.parent), spec.runtime_env.get("PYTHONPATH", ""),
+                                              base_env.get("PYTHONPATH", "")) if p)  # values dir, env's, shell's
             common = {**base_env, "PYTHONUNBUFFERED": "1", "ASYA_SOCKET_PATH": sock}
+            runtime_env, sidecar_env = (  # a chart default gives way to the same variable set for `asya dev`
+                {k: v for k, v in env_.items() if k not in spec.defaulted or k not in base_env}
+                for env_ in (spec.runtime_env, spec.sidecar_env))
             self.processes.append(ManagedProcess(
                 spec.name, "runtime", [sys.executable, "-m", "asya_runtime"],
-                {**common, **spec.runtime_env, "PYTHONPATH": pythonpath}, logs / f"{spec.name}.runtime.log"))
+                {**common, **runtime_env, "PYTHONPATH": pythonpath}, logs / f"{spec.name}.runtime.log"))
             self.processes.append(ManagedProcess(
                 spec.name, "sidecar", [sys.executable, "-m", "asya_sidecar"],
-                {**common, **transport_env, **spec.sidecar_env, "ASYA_METRICS_PORT": "0",
+                {**common, **transport_env, **sidecar_env, "ASYA_METRICS_PORT": "0",
                  "ASYA_STATUS_DB": str(state_dir / "status.sqlite3") if with_crew else ""},
                 logs / f"{spec.name}.sidecar.log"))
 
@@ -127,7 +132,7 @@ class DevMesh:
                               "left as is", file=self.out)
         (self.state_dir / DEV_FILE).write_text(json.dumps({
             "transport": to_env(self.transport_settings),
-            "actors": [s.name for s in self.actors]}, indent=2))
+            "actors": [s.name for s in self.actors], "pid": os.getpid()}, indent=2))
 
     def stop(self) -> None:
         """Requests an orderly shutdown (what Ctrl-C does)."""

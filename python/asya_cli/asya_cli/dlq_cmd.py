@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 from asya_common import dlq
 from asya_common import envelope as env
 from asya_cli.common import CliError, transport_settings
+from asya_cli.dev import read_dev_file
 from asya_common.transport import TRANSPORTS, QueueNotFound, TransportError, create_transport
 
 
@@ -80,7 +82,8 @@ async def _require_queue(transport, name: str) -> None:
 
 def cmd_list(args: argparse.Namespace, environ: dict[str, str]) -> int:
     """Prints each DLQ's depth (ready / in flight)."""
-    depths = _run(args, environ, lambda t, prefix: dlq.list_dlqs(t, prefix, args.actors or None))
+    actors = args.actors or _dev_mesh_actors(args, environ) or None
+    depths = _run(args, environ, lambda t, prefix: dlq.list_dlqs(t, prefix, actors))
     if args.json:
         print(json.dumps({a: {"ready": d.ready, "in_flight": d.in_flight, "total": d.total}
                           for a, d in depths.items()}))
@@ -95,6 +98,15 @@ def cmd_list(args: argparse.Namespace, environ: dict[str, str]) -> int:
     return 0
 
 
+def _dev_mesh_actors(args: argparse.Namespace, environ: dict[str, str]) -> list[str]:
+    """The actors of the dev mesh of ``--state-dir`` when it runs on the chosen broker (brokers cannot list)."""
+    recorded = read_dev_file(Path(args.state_dir))
+    if not recorded:
+        return []
+    kind = recorded.get("transport", {}).get("ASYA_TRANSPORT", "sqlite")
+    return list(recorded.get("actors", [])) if kind == transport_settings(args, environ).kind else []
+
+
 def cmd_show(args: argparse.Namespace, environ: dict[str, str]) -> int:
     """Prints up to ``-n`` dead letters of one actor as JSON lines; they stay in the DLQ."""
 
@@ -102,7 +114,10 @@ def cmd_show(args: argparse.Namespace, environ: dict[str, str]) -> int:
         await _require_queue(transport, env.dlq_name(args.actor, prefix))
         return await dlq.peek(transport, env.dlq_name(args.actor, prefix), limit=args.n)
 
-    for entry in _run(args, environ, show):
+    entries = _run(args, environ, show)
+    if not entries:
+        print(f"the DLQ of {args.actor} is empty: no dead letters")
+    for entry in entries:
         if args.full and entry.envelope is not None:
             print(json.dumps(entry.envelope, ensure_ascii=False))
         else:

@@ -18,11 +18,13 @@ from asya_common import envelope as env
 from asya_common.settings import SettingsError
 from asya_common.status_store import StatusStore, is_settled
 from asya_common.transport import TRANSPORTS, TransportError, create_transport
-from asya_cli import dlq_cmd
+from asya_cli import dlq_cmd, payload_input, replay_cmd, status_cmd
+from asya_cli.meshstate import require_running_mesh
+from asya_cli import stream_cmd
+from asya_cli import paused_cmd
 from asya_cli.common import CliError, transport_settings
 from asya_cli.dev import DevMesh
 from asya_cli.flow import cli as flow_cli
-from asya_cli.replay import ReplayError, replay_envelope
 from asya_cli.values import ValuesError, load_actor
 
 
@@ -59,11 +61,15 @@ def _parse_headers(pairs: list[str]) -> dict[str, str]:
 
 
 def cmd_send(args: argparse.Namespace, environ: dict[str, str]) -> int:
-    try:
-        payload = json.loads(args.payload)
-    except json.JSONDecodeError as exc:
-        raise CliError(f"--payload is not JSON: {exc.msg} at column {exc.colno}") from None
+    if args.stream:  # through the gateway: FLY chunks as they arrive, then the final record
+        return stream_cmd.send(args, environ)
+    if (args.payload is None) == (args.batch is None):
+        raise CliError("give exactly one of --payload (JSON, @file.json or - for stdin) and --batch FILE.jsonl")
     route = flow_cli.route_of(args)  # --route, or the entry route of a compiled --flow
+    require_running_mesh(Path(args.state_dir), transport_settings(args, environ).kind)
+    if args.batch is not None:
+        return payload_input.send_batch(args, environ, route, _parse_headers(args.header or []))
+    payload = payload_input.read_payload(args.payload)
     try:
         envelope = env.make_envelope(route, payload, headers=_parse_headers(args.header or []), envelope_id=args.id)
     except env.RouteError as exc:
@@ -107,6 +113,9 @@ def _existing_status_store(args: argparse.Namespace) -> StatusStore:
 
 
 def cmd_status(args: argparse.Namespace, environ: dict[str, str]) -> int:
+    if args.id is None:  # the listing: recent envelopes, filtered
+        status_cmd.print_listing(status_cmd.list_envelopes(_existing_status_store(args), args), args.json)
+        return 0
     record = _existing_status_store(args).tree(args.id)
     if record is None:
         raise CliError(f"no envelope with id {args.id!r}")
@@ -115,21 +124,7 @@ def cmd_status(args: argparse.Namespace, environ: dict[str, str]) -> int:
 
 
 def cmd_replay(args: argparse.Namespace, environ: dict[str, str]) -> int:
-    store = _existing_status_store(args)
-    try:
-        actor, envelope = replay_envelope(store, args.id)
-    except ReplayError as exc:
-        raise CliError(str(exc)) from None
-    settings = transport_settings(args, environ)
-
-    async def publish() -> None:
-        async with create_transport(settings) as transport:
-            await transport.send(env.queue_name(actor, settings.queue_prefix), env.dumps(envelope))
-
-    store.reset(args.id)
-    asyncio.run(publish())
-    print(f"{args.id} replayed to {actor}")
-    return 0
+    return replay_cmd.run(_existing_status_store(args), args, environ)
 
 
 def build_parser(environ: dict[str, str]) -> argparse.ArgumentParser:
@@ -147,8 +142,12 @@ def build_parser(environ: dict[str, str]) -> argparse.ArgumentParser:
     send = sub.add_parser("send", help="publish one envelope to the running dev mesh")
     send.add_argument("--route", help="comma-separated actors, e.g. validate,classify,store")
     send.add_argument("--flow", help="instead of --route: a flow function run by `asya dev flow.py ...`")
-    send.add_argument("--payload", required=True, help="JSON payload")
+    send.add_argument("--payload", help="JSON payload, @file.json, or - to read it from stdin")
+    send.add_argument("--batch", metavar="FILE.jsonl", help="one payload per line (- for stdin): one envelope each")
     send.add_argument("--header", action="append", help="header key=value (repeatable)")
+    send.add_argument("--stream", action="store_true",
+                      help="submit through the gateway (dev mesh's, or ASYA_GATEWAY_URL) and print FLY chunks live")
+    send.add_argument("--tool", help="with --stream: a gateway tool instead of --route (--payload = its arguments)")
     send.add_argument("--id", help="envelope id (default: a new uuid)")
     send.add_argument("--wait", action="store_true", help="wait for the final record and print it")
     send.add_argument("--timeout", type=float, default=60.0, help="seconds to wait with --wait")
@@ -156,17 +155,24 @@ def build_parser(environ: dict[str, str]) -> argparse.ArgumentParser:
     send.add_argument("--state-dir", default=state_default)
     send.set_defaults(func=cmd_send)
 
-    status = sub.add_parser("status", help="print an envelope's record as JSON")
-    status.add_argument("id")
+    status = sub.add_parser("status", help="an envelope's record as JSON; without an id, recent envelopes")
+    status.add_argument("id", nargs="?", help="envelope id (omit to list recent envelopes)")
+    status.add_argument("--status", dest="status", help="list: only this status (failed, succeeded, running...)")
+    status.add_argument("--actor", help="list: only envelopes at (or last at) this actor")
+    status.add_argument("--since", help="list: created within this period (10m, 2h, 1d) or after an ISO time")
+    status.add_argument("--limit", type=int, default=20, help="list: at most this many (default 20)")
+    status.add_argument("--json", action="store_true", help="list: JSON lines instead of the table")
     status.add_argument("--state-dir", default=state_default)
     status.set_defaults(func=cmd_status)
 
-    replay = sub.add_parser("replay", help="send a failed envelope back to the actor that failed it")
-    replay.add_argument("id")
+    replay = sub.add_parser("replay", help="send a failed envelope (or --all that match) back to the failed actor")
+    replay.add_argument("id", nargs="?", help="envelope id (or --all with filters)")
+    replay_cmd.add_arguments(replay)
     replay.add_argument("--state-dir", default=state_default)
     replay.set_defaults(func=cmd_replay)
 
     dlq_cmd.add_parser(sub, state_default)
+    paused_cmd.add_parser(sub, state_default)
     flow_cli.add_parser(sub)
     return parser
 

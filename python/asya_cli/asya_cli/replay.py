@@ -11,6 +11,7 @@ from typing import Any
 
 from asya_common import envelope as env
 from asya_common.status_store import FAILED, StatusStore
+from asya_cli.status_cmd import PREVIOUS_FAILURES
 
 
 class ReplayError(ValueError):
@@ -44,6 +45,8 @@ def replay_envelope(store: StatusStore, envelope_id: str) -> tuple[str, dict[str
     if prev and prev[-1] == actor:
         prev.pop()
     envelope["route"] = {"prev": prev, "curr": actor, "next": list(route.get("next", []))}
+    history = envelope["headers"].get(PREVIOUS_FAILURES)  # `asya status` shows the earlier runs' errors
+    envelope["headers"][PREVIOUS_FAILURES] = [*(history if isinstance(history, list) else []), error]
     for header in (env.H_ERROR, env.H_ATTEMPT, env.H_ATTEMPT_ERRORS, env.H_NOT_BEFORE, env.H_SENT_AT):
         envelope["headers"].pop(header, None)
     return actor, env.validate(envelope)

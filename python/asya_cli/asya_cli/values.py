@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-CHART_DIR = Path(__file__).resolve().parents[3] / "charts" / "asya-actor"
+CHART_DIR = Path(__file__).resolve().parent / "chart"  # the chart's values.yaml + schema, shipped as package data
 
 
 class ValuesError(ValueError):
@@ -31,6 +31,8 @@ class ActorSpec:
     source: Path
     runtime_env: dict[str, str]
     sidecar_env: dict[str, str]
+    # env names whose value is only the chart's default: the environment of `asya dev` may override them
+    defaulted: frozenset[str] = frozenset()
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -56,16 +58,18 @@ def _load_yaml(path: Path) -> dict[str, Any]:
 
 def _validate_against_chart(path: Path, values: dict[str, Any], chart_dir: Path) -> dict[str, Any]:
     defaults_file, schema_file = chart_dir / "values.yaml", chart_dir / "values.schema.json"
-    merged = deep_merge(_load_yaml(defaults_file), values) if defaults_file.exists() else values
-    if schema_file.exists():
-        import jsonschema
+    if not defaults_file.exists() or not schema_file.exists():
+        raise ValuesError(f"{path}: the actor chart's values.yaml / values.schema.json are missing from {chart_dir} "
+                          "(a broken asya-cli install; reinstall it)")
+    merged = deep_merge(_load_yaml(defaults_file), values)
+    import jsonschema
 
-        schema = json.loads(schema_file.read_text(encoding="utf-8"))
-        errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(merged), key=lambda e: list(e.path))
-        if errors:
-            first = errors[0]
-            where = ".".join(str(p) for p in first.absolute_path) or "(top level)"
-            raise ValuesError(f"{path}: {where}: {first.message}")
+    schema = json.loads(schema_file.read_text(encoding="utf-8"))
+    errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(merged), key=lambda e: list(e.path))
+    if errors:
+        first = errors[0]
+        where = ".".join(str(p) for p in first.absolute_path) or "(top level)"
+        raise ValuesError(f"{path}: {where}: {first.message}")
     return merged
 
 
@@ -97,6 +101,22 @@ def load_actor(path: str | Path, layers: list[Path] = (), chart_dir: Path = CHAR
     for key in ("name", "handler"):
         if not isinstance(values.get(key), str) or not values[key]:
             raise ValuesError(f"{path}: '{key}' is required")
+    runtime_env, sidecar_env = _container_env(values, path)
+    default_runtime, default_sidecar = _container_env(
+        deep_merge(_load_yaml(chart_dir / "values.yaml"), {k: values[k] for k in ("name", "handler")}), path)
+    defaulted = frozenset(k for k, v in {**runtime_env, **sidecar_env}.items()
+                          if default_runtime.get(k, default_sidecar.get(k)) == v
+                          and k not in ("ASYA_ACTOR_NAME", "ASYA_HANDLER"))
+    return ActorSpec(name=values["name"], source=path, runtime_env=runtime_env, sidecar_env=sidecar_env,
+                     defaulted=defaulted)
+
+
+def _container_env(values: dict[str, Any], path: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """The env of the runtime and sidecar containers, as the chart's deployment.yaml renders it.
+
+    Keys the chart derives from the broker (``transport.*`` apart from ``leaseSeconds``), the socket path
+    and the metrics port are the dev mesh's own (docs/configuration.md, "asya dev").
+    """
     name = values["name"]
     resiliency = values.get("resiliency") or {}
     policy = ((resiliency.get("policies") or {}).get("default")) or {}
@@ -108,8 +128,11 @@ def load_actor(path: str | Path, layers: list[Path] = (), chart_dir: Path = CHAR
         "ASYA_HANDLER_MODE": values.get("handlerMode") or "payload",
         "ASYA_HANDLER_ARGS": json.dumps(values.get("handlerArgs") or {}),
         "ASYA_CONCURRENCY": concurrency,
+        "ASYA_LOG_LEVEL": str(values.get("logLevel") or "INFO"),
     }
-    sidecar_env = {"ASYA_ACTOR_NAME": name, "ASYA_CONCURRENCY": concurrency}
+    sidecar = values.get("sidecar") or {}
+    sidecar_env = {"ASYA_ACTOR_NAME": name, "ASYA_CONCURRENCY": concurrency,
+                   "ASYA_LOG_LEVEL": runtime_env["ASYA_LOG_LEVEL"]}
     optional = {
         "ASYA_ACTOR_TIMEOUT": resiliency.get("actorTimeout"),
         "ASYA_RETRY_MAX_ATTEMPTS": policy.get("maxAttempts"),
@@ -117,6 +140,10 @@ def load_actor(path: str | Path, layers: list[Path] = (), chart_dir: Path = CHAR
         "ASYA_RETRY_INITIAL_INTERVAL": policy.get("initialInterval"),
         "ASYA_RETRY_MAX_INTERVAL": policy.get("maxInterval"),
         "ASYA_DLQ_MAX_RECEIVE_COUNT": (resiliency.get("deadLetter") or {}).get("maxReceiveCount"),
+        "ASYA_RETRY_NON_RETRYABLE_ERRORS": ",".join(policy.get("nonRetryableErrors") or []),
+        "ASYA_LEASE_SECONDS": (values.get("transport") or {}).get("leaseSeconds"),
+        "ASYA_SHUTDOWN_GRACE": sidecar.get("shutdownGrace") or resiliency.get("actorTimeout"),
+        "ASYA_RUNTIME_CONNECT_TIMEOUT": sidecar.get("runtimeConnectTimeout"),
     }
     sidecar_env.update({k: str(v) for k, v in optional.items() if v is not None})
-    return ActorSpec(name=name, source=path, runtime_env=runtime_env, sidecar_env=sidecar_env)
+    return runtime_env, sidecar_env
