@@ -24,6 +24,7 @@ from asya_common import envelope as env
 from asya_common.protocol import RESTART_EXIT_CODE
 from asya_common.settings import to_env
 from asya_common.transport import QueueSpec, TransportSettings, create_transport
+from asya_cli import dev_gateway
 from asya_cli.values import ActorSpec
 
 CONFIG_EXIT_CODES = (2, 3)  # runtime/sidecar: invalid configuration / handler failed to load
@@ -115,6 +116,11 @@ class DevMesh:
                 {**common, **transport_env, **sidecar_env, "ASYA_METRICS_PORT": "0",
                  "ASYA_STATUS_DB": str(state_dir / "status.sqlite3") if with_crew else ""},
                 logs / f"{spec.name}.sidecar.log"))
+        if with_crew:  # the gateway reads the store the crew writes (dev_gateway.py)
+            crew_db = next(s.runtime_env["ASYA_STATUS_DB"] for s in self.actors if s.name == env.HAPPY_END)
+            self.processes.append(ManagedProcess(
+                "gateway", "gateway", dev_gateway.gateway_argv(),
+                dev_gateway.gateway_env(state_dir, base_env, transport_env, crew_db), logs / "gateway.log"))
 
     async def prepare(self) -> None:
         """Creates every queue and DLQ (actors and crew) and records the transport for ``asya send``."""
@@ -146,10 +152,13 @@ class DevMesh:
             loop.add_signal_handler(sig, self.stop)
         runtimes = [p for p in self.processes if p.role == "runtime"]
         sidecars = [p for p in self.processes if p.role == "sidecar"]
-        tasks = [asyncio.create_task(self._supervise(p)) for p in runtimes + sidecars]
+        gateways = [p for p in self.processes if p.role == "gateway"]
+        tasks = [asyncio.create_task(self._supervise(p)) for p in runtimes + sidecars + gateways]
         display = asyncio.create_task(self._display())
+        tasks += [asyncio.create_task(dev_gateway.announce(self.state_dir, self.out, p.log_path)) for p in gateways]
         await self._stopping.wait()
         display.cancel()
+        await self._terminate(gateways, timeout=10)
         print("stopping: sidecars first (in-flight messages finish or return to their queues)...", file=self.out)
         await self._terminate(sidecars, timeout=30)
         await self._terminate(runtimes, timeout=10)
