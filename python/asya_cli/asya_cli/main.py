@@ -22,7 +22,6 @@ from asya_cli import dlq_cmd, payload_input, replay_cmd, status_cmd
 from asya_cli.meshstate import require_running_mesh
 from asya_cli import stream_cmd
 from asya_cli import paused_cmd
-from asya_cli import stream_cmd
 from asya_cli.common import CliError, transport_settings
 from asya_cli.dev import DevMesh
 from asya_cli.flow import cli as flow_cli
@@ -62,8 +61,6 @@ def _parse_headers(pairs: list[str]) -> dict[str, str]:
 
 
 def cmd_send(args: argparse.Namespace, environ: dict[str, str]) -> int:
-    if args.stream:  # through the gateway: FLY chunks as they arrive, then the final record
-        return stream_cmd.send(args, environ)
     if args.stream:  # through the gateway: FLY chunks as they arrive, then the final record
         return stream_cmd.send(args, environ)
     if (args.payload is None) == (args.batch is None):
@@ -148,9 +145,6 @@ def build_parser(environ: dict[str, str]) -> argparse.ArgumentParser:
     send.add_argument("--payload", help="JSON payload, @file.json, or - to read it from stdin")
     send.add_argument("--batch", metavar="FILE.jsonl", help="one payload per line (- for stdin): one envelope each")
     send.add_argument("--header", action="append", help="header key=value (repeatable)")
-    send.add_argument("--stream", action="store_true",
-                      help="submit through the gateway (dev mesh's, or ASYA_GATEWAY_URL) and print FLY chunks live")
-    send.add_argument("--tool", help="with --stream: a gateway tool instead of --route (--payload = its arguments)")
     send.add_argument("--stream", action="store_true",
                       help="submit through the gateway (dev mesh's, or ASYA_GATEWAY_URL) and print FLY chunks live")
     send.add_argument("--tool", help="with --stream: a gateway tool instead of --route (--payload = its arguments)")
