@@ -71,7 +71,8 @@ class Sidecar:
                 loop.add_signal_handler(sig, self.stop)
             except (NotImplementedError, RuntimeError):  # not the main thread (tests)
                 pass
-        self.health = HealthServer(self.settings.metrics_port, self._liveness, self._readiness, self.registry).start()
+        self.health = HealthServer(self.settings.metrics_port, self._liveness, self._readiness, self.registry,
+                                   host=self.settings.metrics_host).start()
         progress = StatusStoreProgress(self.settings.status_db) if self.settings.status_db else None
         await self.transport.connect()
         try:

@@ -16,6 +16,7 @@ from typing import Any, AsyncIterator, Protocol
 from asya_common import envelope as env
 from asya_common.transport import MessageTooLarge, QueueNotFound, ReceivedMessage, Transport, TransportError
 from asya_sidecar import error_routes, routing
+from asya_sidecar import finality
 from asya_sidecar.backoff import retry_delay
 from asya_sidecar.metrics import SidecarMetrics
 from asya_sidecar.nonretryable import is_non_retryable
@@ -75,6 +76,8 @@ class MessageProcessor:
         except RuntimeUnavailable as exc:
             self._log.error("runtime unavailable; message returned to the queue", error=str(exc))
             await self._return(message, "runtime_unavailable", delay=1.0)
+        except Exception as exc:  # noqa: BLE001 - never a crashed task and a redelivery loop
+            await self._unhandled(message, exc)
         finally:
             self._metrics.in_flight.dec()
 
@@ -98,6 +101,13 @@ class MessageProcessor:
             log.warning("route mismatch sent to error-end", curr=envelope["route"]["curr"])
             failed = routing.failed_envelope(envelope, error, routing.attempt_of(envelope), self._settings.actor)
             await self._finish(message, [failed], "route_mismatch")
+            return
+        problem = finality.not_before_problem(envelope, float(self._policy.max_interval))
+        if problem:
+            log.warning("invalid retry time sent to error-end", reason=problem)
+            error = {"type": "InvalidHeader", "message": problem, "traceback": ""}
+            failed = routing.failed_envelope(envelope, error, routing.attempt_of(envelope), self._settings.actor)
+            await self._finish(message, [failed], "invalid_header")
             return
         wait = routing.not_before(envelope) - time.time()
         if wait > 0.05:
@@ -208,13 +218,47 @@ class MessageProcessor:
         bodies = []
         for output in outputs:
             output.setdefault("headers", {})[env.H_SENT_AT] = now
-            bodies.append(env.dumps(output))
+            bodies.append(self._fit(queue, output, env.dumps(output)))
         try:
             await self._transport.send_many(queue, bodies, delay_seconds=delay)
         except (MessageTooLarge, QueueNotFound):
             raise
         except TransportError as exc:
             raise PublishFailed(f"{queue}: {exc}") from exc
+
+    def _fit(self, queue: str, output: dict[str, Any], body: bytes) -> bytes:
+        """An error-end record over the size limit is shrunk to fit (truncated body, said so).
+
+        The limit is the broker's (less room for its own encoding) or ``ASYA_MAX_MESSAGE_BYTES``, if lower.
+        """
+        limits = [self._transport.max_message_bytes - 4096 if self._transport.max_message_bytes else 0,
+                  self._settings.max_message_bytes]
+        limit = min([n for n in limits if n > 0], default=0)
+        if limit <= 0 or len(body) <= limit:
+            return body
+        if not finality.is_final(output, self._settings.actor):
+            raise MessageTooLarge(queue, len(body), limit)
+        self._log.warning("error-end record over the size limit; truncated", size=len(body), limit=limit,
+                          envelope_id=output.get("id"))
+        return finality.fit_final(output, body, limit)
+
+    async def _unhandled(self, message: ReceivedMessage, exc: Exception) -> None:
+        """Any exception while handling a message: error-end record with the raw body, then ack."""
+        self._log.error("message handling raised; raw body sent to error-end", error=f"{type(exc).__name__}: {exc}",
+                        message_id=message.message_id)
+        try:
+            record = finality.unhandled_record(message.body, exc, actor=self._settings.actor,
+                                               message_id=message.message_id)
+            queue = (env.dlq_name(self._settings.actor, self._prefix) if self._terminal
+                     else env.queue_name(env.ERROR_END, self._prefix))
+            await self._publish(queue, [record])
+        except Exception as publish_exc:  # noqa: BLE001 - cannot park it: the broker gets it back
+            self._log.error("could not park the message; returned to the queue", error=str(publish_exc),
+                            message_id=message.message_id)
+            await self._return(message, "publish_failed", delay=min(5.0, self._settings.lease_seconds))
+            return
+        await self._ack(message)
+        self._metrics.outcome("unhandled")
 
     async def _ack(self, message: ReceivedMessage) -> None:
         try:

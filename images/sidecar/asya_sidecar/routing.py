@@ -58,7 +58,12 @@ def route_outputs(source: dict[str, Any], outputs: list[dict[str, Any]]) -> list
             output["parent_id"] = source["id"]
         elif "parent_id" in source:
             output["parent_id"] = source["parent_id"]
-        routed.append(env.advance(output))
+        env.advance(output)
+        curr = output["route"]["curr"]
+        problem = None if curr in env.TERMINAL_ACTORS else env.route_target_problem(curr)
+        if problem:  # a runtime of another version, or a handler that bypassed the checks
+            raise env.RouteError(problem)
+        routed.append(output)
     return routed
 
 

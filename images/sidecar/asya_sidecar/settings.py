@@ -52,6 +52,11 @@ class SidecarSettings:
     ensure_queues: bool = env_field(
         "ASYA_ENSURE_QUEUES", default=False, help="create own queue + DLQ at start (dev; the controller does it in k8s)"
     )
+    max_message_bytes: int = env_field(
+        "ASYA_MAX_MESSAGE_BYTES", default=0,
+        help="largest message this actor publishes (0 = the broker's own limit); bigger error-end records are truncated")
+    metrics_host: str = env_field(
+        "ASYA_METRICS_HOST", default="0.0.0.0", help="address of /metrics and probes (asya dev: 127.0.0.1)")
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:

@@ -75,3 +75,11 @@ def exit_first_time(payload):
         open(marker, "w").close()
         sys.exit(2)
     return {"survived": True}
+
+
+def grow(payload):
+    return {"blob": "x" * int(payload["size"])}
+
+
+def fail_loud(payload):
+    raise ValueError("boom " + "e" * int(payload["size"]))
