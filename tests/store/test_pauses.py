@@ -199,3 +199,17 @@ def test_failed_record_of_a_timeout_is_replayable(store):
     store.record_final(failed, FAILED, actor="review", error=failed["headers"][env.H_ERROR])
     actor, replay = replay_envelope(store, eid)
     assert actor == "review" and replay["route"] == {"prev": [], "curr": "review", "next": ["publish"]}
+
+
+def test_a_replayed_expired_pause_parks_again_but_a_resumed_one_only_at_a_later_hop(store):
+    eid = paused_envelope(store, {"timeout": "1s"})
+    routed = store.get_pause(eid)["envelope"]
+    store.claim_expired(time.time() + 5)
+    store.finish_pause(eid, "expired", actor="error-end", resumed=False)
+    assert store.park(routed, {"prompt": "again"}, "review") is True  # asya replay ran review again
+    assert store.get_pause(eid)["status"] == "paused" and store.get(eid)["status"] == PAUSED
+    store.claim_pause(eid)
+    store.finish_pause(eid, "resumed", actor="publish", resumed=True)
+    assert store.park(routed, {"prompt": "dup"}, "review") is False  # a stale redelivery of the same hop
+    later = env.advance(env.copy_envelope(routed))
+    assert store.park(later, {"prompt": "second review"}, "publish") is True

@@ -2,8 +2,11 @@
 
 ``happy-end`` records the final payload as the result; ``error-end`` records the error (failed actor,
 type, message, traceback of every attempt) together with the original payload, so a person can
-inspect and replay it. Writes are idempotent per envelope id, so a redelivered envelope rewrites the
-same record. Standard library only: this module runs inside the runtime.
+inspect and replay it. Each final record also appends the final event (``succeeded`` / ``failed``) that
+ends a stream. Writes are idempotent per envelope id, so a redelivered envelope rewrites the same record
+and appends no second event. ``ASYA_STATUS_DB`` is a SQLite path or a ``postgresql://`` URL (then the
+crew scales to any number of replicas). Standard library only for SQLite: this module runs inside the
+runtime; psycopg is imported only for a PostgreSQL URL.
 """
 
 from __future__ import annotations
@@ -13,14 +16,15 @@ from typing import Any
 
 from asya_common.envelope import H_ERROR
 from asya_common.settings import env_field, load_settings
-from asya_common.status_store import FAILED, SUCCEEDED, StatusStore
+from asya_common.status import FAILED, SUCCEEDED, StatusStore, open_store
 
 
 @dataclass(frozen=True)
 class CrewSettings:
     """Where the crew writes final records."""
 
-    status_db: str = env_field("ASYA_STATUS_DB", default=".asya/status.sqlite3", help="status store (SQLite file)")
+    status_db: str = env_field("ASYA_STATUS_DB", default=".asya/status.sqlite3",
+                               help="status store: a SQLite path or a postgresql:// URL (from a Secret)")
 
 
 _store: StatusStore | None = None
@@ -29,7 +33,7 @@ _store: StatusStore | None = None
 def _status_store() -> StatusStore:
     global _store
     if _store is None:
-        _store = StatusStore(load_settings(CrewSettings).status_db)
+        _store = open_store(load_settings(CrewSettings).status_db)
     return _store
 
 

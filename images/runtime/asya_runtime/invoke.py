@@ -3,7 +3,8 @@
 Payload mode: ``f(payload)``; a value is one output, a list fans out, ``None`` means no output.
 Envelope mode: ``f(envelope)``; returns an envelope, a list of them or ``None``; only ``route.next``
 may change. Generators (sync or async) yield outputs one by one plus the ops ``("SET", path, value)``
-(payload mode; applies to outputs yielded after it) and ``("FLY", data)`` (sent at once).
+(payload mode; applies to outputs yielded after it), ``("FLY", data)`` (sent at once) and
+``("PAUSE", spec)`` (the call's output is parked for a person instead of published; see ``finish``).
 
 Sync handlers run in a worker thread so the event loop keeps serving other calls and ``shutdown``.
 """
@@ -18,7 +19,7 @@ import inspect
 import traceback
 from typing import Any, Awaitable, Callable
 
-from asya_common.envelope import RouteError, apply_set, check_route_rewrite, copy_envelope, validate
+from asya_common.envelope import H_PAUSE, RouteError, apply_set, check_route_rewrite, copy_envelope, validate
 
 from asya_runtime.loader import LoadedHandler
 
@@ -71,6 +72,7 @@ class OutputCollector:
         self.mode = mode
         self.working = copy_envelope({**envelope, "payload": None})  # SET target; payload set per output
         self.outputs: list[dict[str, Any]] = []
+        self.pause: dict[str, Any] | None = None  # the spec of a ("PAUSE", {...}) yield
 
     def argument(self) -> Any:
         """What the handler is called with: the payload, or a copy of the envelope."""
@@ -98,10 +100,28 @@ class OutputCollector:
                     raise RouteError(f"SET takes a path and a value: ('SET', '.route.next', [...]), got {item!r:.200}")
                 apply_set(self.working, item[1], item[2])
                 return None
-            raise RouteError(f"unknown generator op {op!r}: a yielded tuple must start with 'SET' or 'FLY'")
+            if op == "PAUSE":
+                if len(item) != 2 or not isinstance(item[1], dict):
+                    raise RouteError(f"PAUSE takes one dict: ('PAUSE', {{'prompt': ..., 'schema': ...}}), got {item!r:.200}")
+                self.pause = item[1]
+                return None
+            raise RouteError(f"unknown generator op {op!r}: a yielded tuple must start with 'SET', 'FLY' or 'PAUSE'")
         if item is not None:
             self._add(item, copy_item=True)
         return None
+
+    def finish(self) -> list[dict[str, Any]]:
+        """The call's outputs; after a PAUSE, the one output to park carries the spec in ``x-asya-pause``.
+
+        A handler that paused without yielding an output parks its input payload (or envelope).
+        The sidecar checks the spec and parks the envelope instead of publishing it.
+        """
+        if self.pause is not None:
+            if not self.outputs:
+                self._add(self.input["payload"] if self.mode == "payload" else self.input, copy_item=True)
+            for output in self.outputs:
+                output.setdefault("headers", {})[H_PAUSE] = self.pause
+        return self.outputs
 
     def _add(self, item: Any, copy_item: bool) -> None:
         if self.mode == "payload":
@@ -137,7 +157,7 @@ class Invoker:
         collector = OutputCollector(envelope, self.mode)
         if self.handler.is_async:
             await self._consume(self.handler.function(collector.argument()), collector, send_fly)
-            return collector.outputs
+            return collector.finish()
         loop = asyncio.get_running_loop()
         context = contextvars.copy_context()
         pending = await loop.run_in_executor(
@@ -145,7 +165,7 @@ class Invoker:
         )
         if pending is not None:  # a sync callable returned a coroutine / async generator
             await self._consume(pending, collector, send_fly)
-        return collector.outputs
+        return collector.finish()
 
     def _run_sync(self, collector: OutputCollector, send_fly: FlySender, loop: asyncio.AbstractEventLoop) -> Any:
         """Worker-thread side: calls the handler and drains a sync generator; returns async leftovers."""

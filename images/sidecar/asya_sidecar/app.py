@@ -19,7 +19,8 @@ from asya_common.logging import get_logger
 from asya_common.transport import QueueSpec, Transport, TransportError, TransportSettings, create_transport
 from asya_sidecar.metrics import SidecarMetrics
 from asya_sidecar.processor import MessageProcessor
-from asya_sidecar.progress import StatusStoreProgress
+from asya_sidecar.events import StoreEvents
+from asya_sidecar.pause import expire_loop
 from asya_sidecar.runtime_client import RuntimeClient
 from asya_sidecar.settings import RetryPolicy, SidecarSettings
 
@@ -73,7 +74,11 @@ class Sidecar:
                 pass
         self.health = HealthServer(self.settings.metrics_port, self._liveness, self._readiness, self.registry,
                                    host=self.settings.metrics_host).start()
-        progress = StatusStoreProgress(self.settings.status_db) if self.settings.status_db else None
+        progress = await StoreEvents(
+            self.settings.status_db, self.settings.actor, self.registry, self.log,
+            queue_size=self.settings.events_queue_size, flush_timeout=self.settings.events_flush_timeout,
+        ).start() if self.settings.status_db else None
+        expirer = None
         await self.transport.connect()
         try:
             if self.settings.ensure_queues:
@@ -81,6 +86,10 @@ class Sidecar:
                     self.queue, env.dlq_name(self.settings.actor, self.transport_settings.queue_prefix),
                     max_receive_count=self.settings.dlq_max_receive_count, lease_seconds=self.settings.lease_seconds))
             await self.runtime.connect()
+            if progress is not None and self.settings.pause_expiry_interval > 0 \
+                    and self.settings.actor not in env.TERMINAL_ACTORS:
+                expirer = asyncio.create_task(expire_loop(progress, self.transport, self.transport_settings.queue_prefix,
+                                                          self.settings.pause_expiry_interval, self.log))
             self.log.info("sidecar ready", queue=self.queue, handler=self.runtime.handler,
                           concurrency=self.settings.concurrency, metrics_port=self.health.port)
             processor = MessageProcessor(self.settings, self.policy, self.transport, self.runtime, self.metrics,
@@ -90,8 +99,10 @@ class Sidecar:
         finally:
             await self.runtime.close()
             await self.transport.close()
+            if expirer is not None:
+                expirer.cancel()
             if progress is not None:
-                progress.close()
+                await progress.close()
             self.health.stop()
             self.log.info("sidecar stopped")
 

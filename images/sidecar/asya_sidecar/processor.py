@@ -17,6 +17,8 @@ from asya_common import envelope as env
 from asya_common.transport import MessageTooLarge, QueueNotFound, ReceivedMessage, Transport, TransportError
 from asya_sidecar import error_routes, routing
 from asya_sidecar import finality
+from asya_common.status.model import PauseSpecError
+from asya_sidecar import pause
 from asya_sidecar.backoff import retry_delay
 from asya_sidecar.metrics import SidecarMetrics
 from asya_sidecar.nonretryable import is_non_retryable
@@ -30,6 +32,10 @@ class ProgressReporter(Protocol):
     async def running(self, envelope_id: str, actor: str) -> None: ...
 
     async def spawned(self, parent_id: str, child_ids: list[str], actor: str) -> None: ...
+
+    # Optional (``asya_sidecar.events.StoreEvents`` has them): fly(envelope_id, actor, data) queues a
+    # chunk without waiting, flush() waits a bounded time for queued events, park(envelope, spec, actor)
+    # writes a pause durably.
 
 
 class PublishFailed(RuntimeError):
@@ -124,7 +130,7 @@ class MessageProcessor:
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self._settings.actor_timeout):
-                frame = await self._runtime.call(envelope, self._on_fly)
+                frame = await self._runtime.call(envelope, self._fly_sink(envelope))
         except TimeoutError:
             self._metrics.restart("timeout")
             log.error("handler exceeded actorTimeout; restarting runtime", timeout=self._settings.actor_timeout,
@@ -149,11 +155,16 @@ class MessageProcessor:
                 return
             try:
                 routed = routing.route_outputs(envelope, outputs)
-            except (env.RouteError, KeyError, TypeError) as exc:
+                pause_spec = pause.take(routed)  # ("PAUSE", {...}) or an x-asya-pause header
+            except (env.RouteError, KeyError, TypeError, PauseSpecError) as exc:
                 await self._failed(message, envelope, _error_of(exc), attempt, log)
+                return
+            if pause_spec is not None:
+                await self._park(message, envelope, routed[0], pause_spec, attempt, log)
                 return
             if self._progress is not None and len(routed) > 1:
                 await self._progress.spawned(envelope["id"], [o["id"] for o in routed[1:]], self._settings.actor)
+            await self._flush_events()
             try:
                 await self._finish(message, routed, "succeeded")
             except (MessageTooLarge, QueueNotFound) as exc:
@@ -276,6 +287,41 @@ class MessageProcessor:
 
     async def _on_fly(self, data: Any) -> None:
         self._metrics.fly_chunks.inc()
+
+    def _fly_sink(self, envelope: dict[str, Any]) -> Any:
+        """The fly callback of one call: counts the chunk and queues it for the status store (never waits)."""
+        queue_fly = getattr(self._progress, "fly", None)
+
+        def on_fly(data: Any) -> None:
+            self._metrics.fly_chunks.inc()
+            if queue_fly is not None:
+                queue_fly(envelope["id"], self._settings.actor, data)
+        return on_fly
+
+    async def _flush_events(self) -> None:
+        """Lets queued chunks reach the store before the outputs (bounded by ASYA_EVENTS_FLUSH_TIMEOUT)."""
+        flush = getattr(self._progress, "flush", None)
+        if flush is not None:
+            await flush()
+
+    async def _park(self, message: ReceivedMessage, envelope: dict[str, Any], output: dict[str, Any],
+                    spec: dict[str, Any], attempt: int, log: Any) -> None:
+        """PAUSE: parks the advanced envelope in the status store, then acks; nothing is published."""
+        park = getattr(self._progress, "park", None)
+        if park is None:
+            error = {"type": "PauseUnavailable", "traceback": "",
+                     "message": "the handler paused but this sidecar has no status store (set ASYA_STATUS_DB)"}
+            await self._failed(message, envelope, error, attempt, log)
+            return
+        try:
+            new = await park(output, spec, self._settings.actor)
+        except Exception as exc:  # noqa: BLE001 - the store is down: keep the message, try again later
+            log.error("could not park the paused envelope; message returned to the queue", error=str(exc))
+            await self._return(message, "park_failed", delay=min(5.0, self._settings.lease_seconds))
+            return
+        log.info("envelope paused; waiting for resume", next_actor=output["route"]["curr"], redelivery=not new)
+        await self._ack(message)
+        self._metrics.outcome("paused")
 
     @asynccontextmanager
     async def _keep_leased(self, message: ReceivedMessage) -> AsyncIterator[None]:

@@ -47,7 +47,17 @@ class SidecarSettings:
         "ASYA_RUNTIME_CONNECT_TIMEOUT", default=Duration(120.0), help="how long to wait for the runtime socket"
     )
     metrics_port: int = env_field("ASYA_METRICS_PORT", default=8080, help="/metrics and /healthz port (0 = any)")
-    status_db: str = env_field("ASYA_STATUS_DB", default="", help="asya dev: status store for progress")
+    status_db: str = env_field(
+        "ASYA_STATUS_DB", default="",
+        help="status store for progress, FLY chunks and pauses: a SQLite path (asya dev) or a postgresql:// URL "
+             "(Kubernetes: from a Secret); empty = none")
+    events_queue_size: int = env_field("ASYA_EVENTS_QUEUE_SIZE", default=10000,
+                                       help="events buffered for the status store before FLY chunks are dropped")
+    events_flush_timeout: Duration = env_field(
+        "ASYA_EVENTS_FLUSH_TIMEOUT", default=Duration(1.0),
+        help="longest wait for queued FLY chunks to be written before a call's outputs are published")
+    pause_expiry_interval: Duration = env_field(
+        "ASYA_PAUSE_EXPIRY_INTERVAL", default=Duration(5.0), help="how often expired pauses are ended (0 = never)")
     log_level: str = env_field("ASYA_LOG_LEVEL", default="INFO", help="log level")
     ensure_queues: bool = env_field(
         "ASYA_ENSURE_QUEUES", default=False, help="create own queue + DLQ at start (dev; the controller does it in k8s)"

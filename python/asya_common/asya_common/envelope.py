@@ -33,6 +33,7 @@ H_NOT_BEFORE = "x-asya-not-before"  # unix time before which a retry must not ru
 H_ERROR = "x-asya-error"  # final error record on envelopes sent to error-end
 H_RAW_BODY = "x-asya-raw-body"  # undecodable body kept for inspection and replay
 H_SENT_AT = "x-asya-sent-at"  # unix time the envelope was published to its current queue
+H_PAUSE = "x-asya-pause"  # pause spec on a handler's output: the sidecar parks it instead of publishing
 
 
 class EnvelopeError(ValueError):

@@ -1,7 +1,8 @@
 """Paused envelopes: parked by the sidecar, claimed exactly once by a resume or by the expirer.
 
 A pause is keyed by envelope id. ``park`` inserts it (a redelivery of the same message finds it
-and parks nothing new), marks the record ``paused`` and appends the ``paused`` event in one
+and parks nothing new; a pause that expired, e.g. replayed with ``asya replay``, or one resumed at
+an earlier hop is replaced), marks the record ``paused`` and appends the ``paused`` event in one
 transaction, so the sidecar may ack right after. Taking a pause is two steps so that nothing is
 lost if the taker dies in between: ``claim_pause`` moves it ``paused -> claimed`` atomically (one
 winner; a claim older than ``lease`` seconds may be taken over), the taker publishes, then
@@ -60,9 +61,9 @@ class PauseMixin:
                 "SET root_id=excluded.root_id, actor=excluded.actor, hop=excluded.hop, status=excluded.status, "
                 "envelope=excluded.envelope, spec=excluded.spec, created_at=excluded.created_at, "
                 "expires_at=excluded.expires_at, claimed_at=NULL, resolved_at=NULL "
-                "WHERE pauses.status IN (?, ?) AND pauses.hop <> excluded.hop",
+                "WHERE pauses.status=? OR (pauses.status=? AND pauses.hop <> excluded.hop)",
                 (envelope["id"], root, actor, hop, PAUSE_WAITING, json.dumps(envelope, ensure_ascii=False),
-                 json.dumps(spec, ensure_ascii=False), now, expires, PAUSE_RESUMED, PAUSE_EXPIRED)).rowcount
+                 json.dumps(spec, ensure_ascii=False), now, expires, PAUSE_EXPIRED, PAUSE_RESUMED)).rowcount
             final = ",".join("?" * len(FINAL))
             if not inserted:
                 row = cur.x("SELECT status FROM pauses WHERE id=?", (envelope["id"],)).fetchone()

@@ -10,10 +10,10 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from asya_common.envelope import H_PAUSE  # noqa: F401 - the header carrying a pause spec (re-exported)
 from asya_common.settings import parse_duration
 from asya_common.status.model import PauseSpecError
 
-H_PAUSE = "x-asya-pause"  # header carrying a pause spec from the handler to its sidecar
 ON_TIMEOUT = ("fail", "resume")
 _KEYS = {"prompt", "schema", "into", "timeout", "on_timeout", "defaults"}
 

@@ -1,0 +1,27 @@
+"""Handlers of the pause tests (tests/integration/test_pause*.py): a person reviews between two actors."""
+
+REVIEW_SCHEMA = {"type": "object", "properties": {"approved": {"type": "boolean"}, "note": {"type": "string"}},
+                 "required": ["approved"], "additionalProperties": False}
+
+
+def review(payload):
+    """Streams a note, then waits for a person's decision under payload.review."""
+    yield ("FLY", {"text": f"please review {payload}"})
+    yield ("PAUSE", {"prompt": "Approve this?", "schema": REVIEW_SCHEMA, "into": ".payload.review"})
+
+
+def review_with_timeout(payload):
+    """Waits at most one second; then the envelope fails with PauseTimeout (replayable)."""
+    yield ("PAUSE", {"prompt": "Quick!", "schema": REVIEW_SCHEMA, "into": ".payload.review", "timeout": "1s",
+                     "on_timeout": "fail"})
+
+
+def review_envelope(envelope):
+    """Envelope mode: the handler sets the x-asya-pause header on the envelope it returns."""
+    envelope["headers"]["x-asya-pause"] = {"prompt": "Envelope-mode approval?", "into": ".payload.review"}
+    return envelope
+
+
+def publish(payload):
+    """The actor after the pause: acts on the person's input."""
+    return {**payload, "published": bool(payload["review"]["approved"])}

@@ -1,0 +1,38 @@
+"""("PAUSE", spec) through a real runtime: the call's one output carries the spec in x-asya-pause."""
+
+from __future__ import annotations
+
+from asya_common.envelope import H_PAUSE
+
+from .client import envelope
+
+
+async def test_pause_without_output_parks_the_input_payload(start_runtime):
+    _, client = await start_runtime("rt_pause.review")
+    flies, frame = await client.call(envelope({"doc": 1}))
+    assert flies == [{"status": "asking"}]
+    [out] = frame["outputs"]
+    assert out["payload"] == {"doc": 1}
+    assert out["headers"][H_PAUSE] == {"prompt": "Is this right?", "schema": {"type": "object"},
+                                       "into": ".payload.review"}
+
+
+async def test_pause_then_output_parks_that_output(start_runtime):
+    _, client = await start_runtime("rt_pause.review_then_output")
+    _, frame = await client.call(envelope({"doc": 2}))
+    [out] = frame["outputs"]
+    assert out["payload"] == {"prepared": {"doc": 2}} and out["headers"][H_PAUSE] == {"prompt": "ok?"}
+
+
+async def test_malformed_pause_is_a_route_error_naming_the_shape(start_runtime):
+    _, client = await start_runtime("rt_pause.bad_pause")
+    _, frame = await client.call(envelope({}))
+    assert frame["type"] == "error" and frame["error"]["type"] == "RouteError"
+    assert "PAUSE takes one dict" in frame["error"]["message"]
+
+
+async def test_envelope_mode_generator_pause_parks_the_input_envelope(start_runtime):
+    _, client = await start_runtime("rt_pause.envelope_review", ASYA_HANDLER_MODE="envelope")
+    _, frame = await client.call(envelope({"doc": 3}))
+    [out] = frame["outputs"]
+    assert out["payload"] == {"doc": 3} and out["headers"][H_PAUSE] == {"prompt": "env?"}
