@@ -126,7 +126,7 @@ def _container_env(values: dict[str, Any], path: Path) -> tuple[dict[str, str], 
         "ASYA_ACTOR_NAME": name,
         "ASYA_HANDLER": values["handler"],
         "ASYA_HANDLER_MODE": values.get("handlerMode") or "payload",
-        "ASYA_HANDLER_ARGS": json.dumps(values.get("handlerArgs") or {}),
+        "ASYA_HANDLER_ARGS": json.dumps(values.get("handlerArgs") or {}, sort_keys=True, separators=(",", ":")),  # = toJson
         "ASYA_CONCURRENCY": concurrency,
         "ASYA_LOG_LEVEL": str(values.get("logLevel") or "INFO"),
     }
