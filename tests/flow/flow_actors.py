@@ -31,3 +31,20 @@ def summarize(c):
 
 def store(p):
     return {**p, "stored": True, "trace": p.get("trace", []) + ["store"]}
+
+
+def slow_square(c):
+    """A fan-out child that takes a little while (so the collector can be killed mid-join); -1 fails."""
+    import time
+
+    time.sleep(0.02)
+    if c == -1:
+        raise ValueError("cannot square -1 today")
+    return c * c
+
+
+def after(p):
+    """The continuation after a fan-in: logs the state's key once per call (the crash test counts lines)."""
+    with open("after.log", "a", encoding="utf-8") as log:
+        log.write(p["key"] + "\n")
+    return {**p, "after": True}

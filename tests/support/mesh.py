@@ -63,7 +63,7 @@ class Mesh:
             [sys.executable, "-m", "asya_cli.main", "dev", "--state-dir", str(self.state), *map(str, self.files)],
             cwd=self.tmp, env=environ, stdout=self.out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
-        names = {yaml.safe_load(f.read_text())["name"] for f in self.files} | {"happy-end", "error-end"}
+        names = {yaml.safe_load(f.read_text())["name"] for f in self.files if f.suffix != ".py"} | {"happy-end", "error-end"}
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"asya dev exited {self.process.returncode}: {self.output()}")
@@ -75,6 +75,10 @@ class Mesh:
 
     def ready(self, names: set[str]) -> bool:
         pids = self.pids()
+        try:  # also every actor `asya dev` generated (Flow DSL routers, fan-in)
+            names = names | set(json.loads((self.state / "dev.json").read_text())["actors"])
+        except (OSError, ValueError, KeyError):
+            return False
         return all(set(pids.get(n, {})) == {"runtime", "sidecar"} and '"sidecar ready"' in self.log(n, "sidecar")
                    for n in names)
 

@@ -10,6 +10,11 @@ definitions feed ``GET /tools`` and the MCP/A2A faces. Loaded once from a YAML o
         route: [validate, classify, judge]
         timeout: 60s
         inputSchema: {type: object, required: [pixels], properties: {pixels: {type: array}}}
+      - name: review
+        flow: review_flow        # instead of route: the entry route of a compiled Flow DSL flow
+
+A ``flow`` is read from ``<flowsDir>/<flow>.routes.json`` as written by ``asya flow compile``
+(``flowsDir`` is a top-level key, default: the tools file's directory; see docs/flows.md).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from asya_common.envelope import TERMINAL_ACTORS
 from asya_common.settings import parse_duration
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
-_KEYS = {"name", "description", "route", "inputSchema", "input_schema", "timeout", "cancelOnDisconnect"}
+_KEYS = {"name", "description", "route", "flow", "inputSchema", "input_schema", "timeout", "cancelOnDisconnect"}
 
 
 class ToolsError(ValueError):
@@ -56,7 +61,18 @@ class Tool:
                 "timeoutSeconds": self.timeout_seconds}
 
 
-def parse_tools(data: Any, source: str = "tools") -> dict[str, Tool]:
+def _flow_route(flow: Any, flows_dir: Path, where: str) -> list[str]:
+    """The entry route of a compiled flow (``<flows_dir>/<flow>.routes.json`` from ``asya flow compile``)."""
+    if not isinstance(flow, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", flow):
+        raise ToolsError(f"{where}: flow must be the name of a flow function, got {flow!r}")
+    path = flows_dir / f"{flow}.routes.json"
+    try:
+        return list(json.loads(path.read_text())["entry"]["route"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ToolsError(f"{where}: cannot read compiled flow {path} ({exc}); run `asya flow compile`") from None
+
+
+def parse_tools(data: Any, source: str = "tools", base_dir: Path | None = None) -> dict[str, Tool]:
     """Builds tools from parsed YAML/JSON (``{"tools": [...]}`` or a bare list).
 
     Raises:
@@ -82,6 +98,11 @@ def parse_tools(data: Any, source: str = "tools") -> dict[str, Tool]:
         if name in tools:
             raise ToolsError(f"{where} is defined twice")
         route = item.get("route")
+        if "flow" in item:  # a Flow DSL flow instead of a route
+            if route is not None:
+                raise ToolsError(f"{where}: give either route or flow, not both")
+            flows_dir = Path(data.get("flowsDir", ".") if isinstance(data, dict) else ".")
+            route = _flow_route(item["flow"], (base_dir or Path(".")) / flows_dir, where)
         if not isinstance(route, list) or not route or not all(isinstance(a, str) and a for a in route):
             raise ToolsError(f"{where}: route must be a non-empty list of actor names")
         if any(a in TERMINAL_ACTORS for a in route):
@@ -118,4 +139,4 @@ def load_tools(path: str | Path) -> dict[str, Tool]:
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise ToolsError(f"tools file {path} does not parse: {exc}") from None
-    return parse_tools(data or {}, str(path))
+    return parse_tools(data or {}, str(path), path.parent)
