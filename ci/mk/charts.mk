@@ -78,7 +78,7 @@ test-charts: venv tools-helm tools-ct tools-kustomize crds
 	$(PY) -m pytest tests/charts -q
 
 charts-readme: venv
-	$(PY) -m tests.charts.chart_readme --write charts/asya-actor charts/asya-crew
+	$(PY) -m tests.charts.chart_readme --write charts/asya-actor charts/asya-crew charts/asya-gateway
 
 TEST_PREREQS += tools-helm tools-ct tools-kustomize crds
 EXTRA_PY_PACKAGES += kubernetes-validate yamllint yamale

@@ -14,7 +14,7 @@ import yaml
 
 from tests.charts.helpers import CHARTS, REPO
 
-IMAGES = ["runtime", "sidecar", "crew"]
+IMAGES = ["runtime", "sidecar", "crew", "gateway"]
 PINNED_BASE = re.compile(r"^[\w./-]+:\d+\.\d+\.\d+-[\w.-]+(@sha256:[0-9a-f]{64})?$")
 
 

@@ -10,7 +10,7 @@ import yaml
 from tests.charts import chart_readme
 from tests.charts.helpers import CHARTS
 
-OUR_CHARTS = ["asya-actor", "asya-crew"]
+OUR_CHARTS = ["asya-actor", "asya-crew", "asya-gateway"]
 
 
 @pytest.mark.parametrize("chart", OUR_CHARTS)
