@@ -99,6 +99,8 @@ async def test_failed_envelope_is_an_error_result_with_type_and_message(gateway)
     assert result.content[0].text == "ValueError: no vowels here"
     assert result.structured_content["error"] == {"type": "ValueError", "message": "no vowels here"}
     assert result.structured_content["status"] == "failed"
+    metrics = httpx.get(f"{gateway.url}/metrics").text
+    assert 'asya_gateway_protocol_calls_total{face="mcp",operation="tools/call",outcome="failed"}' in metrics
 
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])

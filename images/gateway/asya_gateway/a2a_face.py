@@ -29,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from asya_gateway import auth
+from asya_gateway import auth, face_metrics
 from asya_gateway import a2a_tasks as at
 from asya_gateway.errors import (Conflict, Forbidden, GatewayError, InvalidArguments, NotFound, PauseConflict,
                                  PauseInputInvalid, PauseNotFound, UnknownTool)
@@ -110,6 +110,9 @@ class AsyaRequestHandler(RequestHandler):
         if message.task_id:
             record, events, context_id = await self._snapshot(message.task_id, principal)
             waiting = at.paused_ids(record)
+            chosen = str(message.metadata["envelope_id"]) if "envelope_id" in message.metadata else None
+            if chosen is not None and chosen in waiting:  # several fan-out branches wait: the message names one
+                waiting = [chosen]
             if not waiting:
                 state = pb.TaskState.Name(at.state_of(record))
                 raise InvalidParamsError(message=f"task {message.task_id} is not waiting for input ({state})")
@@ -131,14 +134,19 @@ class AsyaRequestHandler(RequestHandler):
     async def on_message_send(self, params: pb.SendMessageRequest, context: ServerCallContext) -> pb.Task:
         """Submits (or resumes) and waits, up to the tool's timeout, for an end or a pause."""
         principal = _principal(context)
+        outcome = "error"
         try:
             task_id, _, after_seq = await self._start(params, principal)
             if not params.configuration.return_immediately:
                 await follow(self.service, task_id, principal, timeout=await self._tool_timeout(task_id),
                              after_seq=after_seq)
-            return await self._task(task_id, principal)
+            task = await self._task(task_id, principal)
+            outcome = pb.TaskState.Name(task.status.state).removeprefix("TASK_STATE_").lower()
+            return task
         except GatewayError as exc:
             raise a2a_error(exc) from None
+        finally:
+            face_metrics.count(self.service, "a2a", "SendMessage", outcome)
 
     async def on_message_send_stream(self, params: pb.SendMessageRequest,
                                      context: ServerCallContext) -> AsyncGenerator[Any]:
@@ -148,7 +156,9 @@ class AsyaRequestHandler(RequestHandler):
             task_id, context_id, after_seq = await self._start(params, principal)
             task = await self._task(task_id, principal)
         except GatewayError as exc:
+            face_metrics.count(self.service, "a2a", "SendStreamingMessage", "error")
             raise a2a_error(exc) from None
+        face_metrics.count(self.service, "a2a", "SendStreamingMessage", "streaming")
         yield task
         chunks = sum(len(a.parts) for a in task.artifacts if a.artifact_id == at.STREAM_ARTIFACT)
         async for update in self._live(task_id, context_id, principal, after_seq, chunks):

@@ -21,7 +21,6 @@ from typing import Any
 
 import anyio
 import mcp_types as types
-import structlog
 from mcp.server import Server
 from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, BearerAuthBackend, RequireAuthMiddleware
@@ -34,11 +33,9 @@ from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.routing import Route
 
 from asya_common.settings import env_field, load_settings
-from asya_gateway import auth
+from asya_gateway import auth, face_metrics
 from asya_gateway.errors import GatewayError, PauseConflict, PauseInputInvalid, PauseNotFound, UnknownTool
 from asya_gateway.follow import Outcome, failed, follow, progress_message, summary
-
-log = structlog.get_logger("asya.gateway.mcp")
 
 PATH = "/mcp"
 PAUSE_KEY = "asya_pause"
@@ -117,6 +114,7 @@ class McpFace:
 
     def __init__(self, service: Any, keys: auth.ApiKeys, public_url: str = ""):
         self.service = service
+        self.log = service.log.bind(face="mcp") if getattr(service, "log", None) is not None else None
         self.keys = keys
         self.public_url = public_url.rstrip("/")
         clash = sorted(set(BUILTINS) & {t.name for t in service.tools()})
@@ -164,7 +162,23 @@ class McpFace:
 
     # -- tools/call --------------------------------------------------------------------------
     async def call_tool(self, ctx: Any, params: types.CallToolRequestParams) -> Any:
-        """Submits (or continues) an envelope and answers with its outcome."""
+        """Submits (or continues) an envelope and answers with its outcome (counted by outcome)."""
+        outcome = "error"
+        try:
+            result = await self._call(ctx, params)
+            if isinstance(result, types.InputRequiredResult):
+                outcome = "input_required"
+            else:
+                data = result.structured_content or {}
+                outcome = str(data.get("status") or (data.get("error") or {}).get("code") or "error")
+            return result
+        except anyio.get_cancelled_exc_class():
+            outcome = "abandoned"
+            raise
+        finally:
+            face_metrics.count(self.service, "mcp", "tools/call", outcome)
+
+    async def _call(self, ctx: Any, params: types.CallToolRequestParams) -> Any:
         principal = self.principal(ctx)
         args = params.arguments or {}
         try:
@@ -184,7 +198,8 @@ class McpFace:
                                     await self.service.get(_str_arg(args, "envelope_id"), principal))
             tool = self._tool(params.name)
             record = await self.service.submit(tool=tool.name, arguments=args, principal=principal)
-            log.info("mcp call", tool=tool.name, envelope_id=record["id"], key=principal.key_id)
+            if self.log is not None:
+                self.log.info("mcp call", tool=tool.name, envelope_id=record["id"], key=principal.key_id)
             return await self._drive(ctx, principal, record["id"], tool.timeout_seconds,
                                      cancel_on_disconnect=tool.cancel_on_disconnect)
         except UnknownTool as exc:
@@ -243,7 +258,8 @@ class McpFace:
             if cancel_on_disconnect:  # the client went away; the tools config asks to stop the work too
                 with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
                     await self.service.cancel(envelope_id, principal)
-                    log.info("mcp call abandoned; envelope canceled", envelope_id=envelope_id)
+                    if self.log is not None:
+                        self.log.info("mcp call abandoned; envelope canceled", envelope_id=envelope_id)
             raise
 
     async def _resume_quietly(self, envelope_id: str, value: Any, principal: auth.Principal) -> None:
