@@ -4,8 +4,12 @@ validate -> classify (scikit-learn, trained in the class handler's __init__) -> 
 route by confidence) -> store, or -> human-review -> store. One input is a batch (fan-out), one is
 deliberately malformed (ends in error-end after its retries), one is noise (low confidence).
 
+`human-review` is a real pause: the envelope waits in the status store for a person. The demo plays
+that person through the CLI: `asya paused list`, one answer the schema rejects (the pause stays),
+then `asya paused resume ID --input '{"label": N}'` for each waiting scan.
+
 It starts `asya dev` on the actor values files in actors/, sends envelopes with `asya send --wait`,
-prints every final record as a table, and stops the mesh.
+answers the pauses, prints every final record as a table, and stops the mesh.
 """
 
 from __future__ import annotations
@@ -52,6 +56,31 @@ def send(payload: dict) -> dict:
     return json.loads(result.stdout)
 
 
+def asya(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*ASYA, *args, "--state-dir", str(STATE)], capture_output=True, text=True, cwd=HERE)
+
+
+def answer_pauses(answered: set[str], first: bool) -> bool:
+    """Plays the reviewer: answers every waiting pause once (the first one is answered badly once)."""
+    listing = asya("paused", "list", "--json")
+    for row in map(json.loads, listing.stdout.splitlines()):
+        if row["id"] in answered:
+            continue
+        payload = json.loads(asya("paused", "show", row["id"]).stdout)["payload"]
+        print(f"  paused {row['id'][:8]} at {row['actor']}: {row['prompt']}")
+        if first:
+            bad = asya("paused", "resume", row["id"], "--input", '{"label": "seven"}')
+            print(f"    reviewer types 'seven' -> {bad.stderr.strip()}")
+            first = False
+        truth = payload.get("true_label")
+        answer = {"label": truth} if truth is not None else {"label": payload["label"], "note": "two digits overlaid"}
+        done = asya("paused", "resume", row["id"], "--input", json.dumps(answer))
+        outcome = f"resumed to {json.loads(done.stdout)['resumed_to']}" if done.returncode == 0 else done.stderr.strip()
+        print(f"    reviewer answers {json.dumps(answer)} -> {outcome}")
+        answered.add(row["id"])
+    return first
+
+
 def leaves(record: dict) -> list[dict]:
     """The record and its fan-out branches, flattened."""
     return [record, *(leaf for branch in record.get("branches", []) for leaf in leaves(branch))]
@@ -72,8 +101,14 @@ def main() -> int:
         cases = inputs()
         started = time.monotonic()
         print(f"mesh up ({len(actors)} actors + crew on the embedded SQLite queue); sending {len(cases)} envelopes...")
+        answered: set[str] = set()
+        first = True
         with ThreadPoolExecutor(max_workers=len(cases)) as pool:
-            records = list(pool.map(send, [payload for _, payload, _ in cases]))
+            futures = [pool.submit(send, payload) for _, payload, _ in cases]
+            while not all(f.done() for f in futures):  # doubtful scans wait for the reviewer
+                first = answer_pauses(answered, first)
+                time.sleep(0.3)
+            records = [f.result() for f in futures]
         elapsed = time.monotonic() - started
     finally:
         mesh.send_signal(signal.SIGINT)
@@ -88,7 +123,9 @@ def main() -> int:
                 truth = next((p["true_label"] for p in _scans(cases) if p["scan_id"] == result.get("scan_id")), None)
                 total += truth is not None
                 correct += truth is not None and truth == result.get("label")
-                route = "judge -> " + ("store" if result.get("verdict") == "auto" else "human-review -> store")
+                route = "judge -> " + ("store" if result.get("verdict") == "auto" else
+                                       f"human-review (paused; person said {result.get('label')}, model "
+                                       f"{result.get('model_label')}) -> store")
                 print(f"{description:<28} {envelope_id:<12} {leaf['status']:<10} {result.get('label'):>5} "
                       f"{str(truth):>5} {result.get('confidence'):>6}  {route}")
             else:
