@@ -51,3 +51,32 @@ def test_an_existing_claim_is_used_and_none_created(rendered):
     objects, deployments = crew(rendered, "asya-crew/ci/sqs-existing-claim-values.yaml")
     assert not by_kind(objects, "PersistentVolumeClaim")
     assert {claim_of(d) for d in deployments.values()} == {"asya-gateway-status"}
+
+
+POSTGRES = "asya-crew/ci/postgres-values.yaml"
+
+
+def test_postgres_option_takes_the_url_from_the_secret_and_needs_no_volume(rendered):
+    objects, deployments = crew(rendered, POSTGRES)
+    assert not by_kind(objects, "PersistentVolumeClaim")
+    for deployment in deployments.values():
+        runtime = env_of(container(deployment, "asya-runtime"))
+        assert runtime["ASYA_STATUS_DB"] == {"name": "ASYA_STATUS_DB", "valueFrom": {
+            "secretKeyRef": {"name": "asya-status-db", "key": "url"}}}
+        pod = deployment["spec"]["template"]["spec"]
+        assert not any("persistentVolumeClaim" in v for v in pod["volumes"])
+        assert not pod.get("affinity", {}).get("podAffinity", {}).get("requiredDuringSchedulingIgnoredDuringExecution")
+
+
+def test_postgres_option_refuses_a_leftover_claim_or_another_secret(built_charts):
+    from tests.charts import helpers
+
+    chart = built_charts / "asya-crew"
+    values = [chart / "ci/postgres-values.yaml"]
+    import pytest
+
+    with pytest.raises(helpers.HelmError, match="still mounts a claim"):
+        helpers.render(chart, values, sets=["happy-end.extraVolumes[0].name=s",
+                                            "happy-end.extraVolumes[0].persistentVolumeClaim.claimName=c"])
+    with pytest.raises(helpers.HelmError, match="must come from secretKeyRef other-db/url"):
+        helpers.render(chart, values, sets=["statusStore.postgres.existingSecret=other-db"])
