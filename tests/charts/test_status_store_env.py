@@ -18,7 +18,7 @@ def sidecar_env(built_charts, *sets: str) -> dict:
 
 
 def test_status_store_url_comes_from_a_secret_key_ref(built_charts):
-    env = sidecar_env(built_charts, "statusStore.secretName=asya-status-db", "statusStore.secretKey=dsn")
+    env = sidecar_env(built_charts, "statusStore.existingSecret=asya-status-db", "statusStore.urlKey=dsn")
     assert env["ASYA_STATUS_DB"] == {"name": "ASYA_STATUS_DB",
                                      "valueFrom": {"secretKeyRef": {"name": "asya-status-db", "key": "dsn"}}}
     assert "value" not in env["ASYA_STATUS_DB"]  # never the URL itself
@@ -29,5 +29,5 @@ def test_no_status_store_by_default(built_charts):
 
 
 def test_a_url_in_place_of_a_secret_name_is_refused(built_charts):
-    with pytest.raises(HelmError, match="statusStore.secretName"):
-        sidecar_env(built_charts, "statusStore.secretName=postgresql://u:p@db/asya")
+    with pytest.raises(HelmError, match="statusStore.existingSecret"):
+        sidecar_env(built_charts, "statusStore.existingSecret=postgresql://u:p@db/asya")
