@@ -16,7 +16,7 @@ from asya_common import dlq
 from asya_common.transport import QueueNotFound, Transport, TransportSettings, create_transport
 from asya_controller.actor import ActorRef
 from asya_controller.events import EventRecorder
-from asya_controller.metrics import DLQ_DEPTH, DLQ_OLDEST_AGE
+from asya_controller.metrics import DLQ_DEPTH, DLQ_OLDEST_AGE, QUEUE_DEPTH
 from asya_controller.reconciler import Reconciler
 
 log = structlog.get_logger()
@@ -34,6 +34,7 @@ class DLQMonitor:
         self._interval = interval
         self._last: dict[ActorRef, tuple[str, int]] = {}
         self._errors: dict[ActorRef, str] = {}
+        self._queues: dict[ActorRef, str] = {}
 
     async def run(self) -> None:
         """Measures forever, one round per interval."""
@@ -51,6 +52,10 @@ class DLQMonitor:
                     gauge.remove(ref.namespace, ref.actor, queue)
                 except KeyError:
                     pass
+            try:  # the actor queue's depth (dashboards: queue depth vs replicas)
+                QUEUE_DEPTH.remove(ref.namespace, ref.actor, self._queues.pop(ref))
+            except KeyError:
+                pass
         for ref, spec in actors.items():
             try:
                 await asyncio.wait_for(self._measure(ref, spec.dlq), 30)
@@ -67,6 +72,11 @@ class DLQMonitor:
                 self._errors.pop(ref, None)
 
     async def _measure(self, ref: ActorRef, queue: str) -> None:
+        spec = self._reconciler.actors.get(ref)
+        if spec is not None:
+            QUEUE_DEPTH.labels(ref.namespace, ref.actor, spec.queue.name).set(
+                (await self._transport.depth(spec.queue.name)).total)
+            self._queues[ref] = spec.queue.name
         depth = (await self._transport.depth(queue)).total
         age = None
         if depth:

@@ -10,6 +10,7 @@ DLQ_DEPTH = Gauge("asya_dlq_depth", "Messages in the actor's dead-letter queue",
 DLQ_OLDEST_AGE = Gauge(
     "asya_dlq_oldest_age_seconds", "Age of the oldest message seen in the actor's dead-letter queue (0 when empty)",
     LABELS)
+QUEUE_DEPTH = Gauge("asya_queue_depth", "Messages waiting in the actor's queue (measured with the DLQs)", LABELS)
 RECONCILES = Counter("asya_controller_reconciles_total", "Actor reconciliations by outcome", ["outcome"])
 QUEUES_CREATED = Counter("asya_controller_queues_created_total", "Queues created by the controller")
 DRIFTED_ACTORS = Gauge("asya_controller_drifted_actors", "Actors whose queues differ from their annotations")

@@ -191,6 +191,7 @@ class RuntimeServer:
                     await self._send(conn, {"id": request_id, "type": "error", "error": error_info(exc)})
                     return
 
+        trace_token = jsonlog.current_trace.set(jsonlog.trace_of(envelope))
                 async def send_fly(data: Any) -> None:
                     _check_result(data, "FLY data", strictjson.MAX_DEPTH)
                     await conn.send({"id": request_id, "type": "fly", "data": data})
@@ -214,3 +215,4 @@ class RuntimeServer:
             log.warning("connection lost before the result was sent: %s", exc)
         finally:
             jsonlog.current_envelope_id.reset(token)
+            jsonlog.current_trace.reset(trace_token)

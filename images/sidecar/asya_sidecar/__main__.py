@@ -6,6 +6,7 @@ import asyncio
 import sys
 
 from asya_common.logging import configure_logging
+from asya_common.otel import TracingSettings
 from asya_common.settings import SettingsError, load_settings
 from asya_common.transport import TransportSettings
 from asya_sidecar.app import Sidecar
@@ -18,11 +19,12 @@ def main() -> int:
         settings = load_settings(SidecarSettings)
         policy = load_settings(RetryPolicy)
         transport_settings = load_settings(TransportSettings)
+        tracing_settings = load_settings(TracingSettings)
     except (SettingsError, ValueError) as exc:
         print(f"asya-sidecar: invalid configuration: {exc}", file=sys.stderr)
         return 2
     configure_logging("sidecar", settings.log_level, actor=settings.actor)
-    asyncio.run(Sidecar(settings, policy, transport_settings).run())
+    asyncio.run(Sidecar(settings, policy, transport_settings, tracing_settings=tracing_settings).run())
     return 0
 
 

@@ -16,7 +16,9 @@ from prometheus_client import CollectorRegistry
 from asya_common import envelope as env
 from asya_common.health import HealthServer
 from asya_common.logging import get_logger
+from asya_common.otel import TracingSettings
 from asya_common.transport import QueueSpec, Transport, TransportError, TransportSettings, create_transport
+from asya_sidecar import tracing
 from asya_sidecar.metrics import SidecarMetrics
 from asya_sidecar.processor import MessageProcessor
 from asya_sidecar.events import StoreEvents
@@ -34,10 +36,12 @@ class Sidecar:
         transport_settings: Which broker and how to reach it.
         transport: An already-built transport (tests); built from ``transport_settings`` when None.
         registry: Prometheus registry (a fresh one by default, so tests can run several sidecars).
+        tracing_settings: ``OTEL_*`` settings; tracing is off when None or without an endpoint.
     """
 
     def __init__(self, settings: SidecarSettings, policy: RetryPolicy, transport_settings: TransportSettings,
-                 transport: Transport | None = None, registry: CollectorRegistry | None = None):
+                 transport: Transport | None = None, registry: CollectorRegistry | None = None,
+                 tracing_settings: TracingSettings | None = None):
         self.settings, self.policy, self.transport_settings = settings, policy, transport_settings
         self.transport = transport or create_transport(transport_settings)
         self.registry = registry or CollectorRegistry()
@@ -45,6 +49,7 @@ class Sidecar:
         self.runtime = RuntimeClient(settings.socket_path, settings.runtime_connect_timeout)
         self.queue = env.queue_name(settings.actor, transport_settings.queue_prefix)
         self.log = get_logger(actor=settings.actor)
+        self.tracer = tracing.create(tracing_settings, settings.actor, self.queue, self.registry, self.log, self.metrics)
         self._stopping = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
         self._receiving = False
@@ -93,12 +98,13 @@ class Sidecar:
             self.log.info("sidecar ready", queue=self.queue, handler=self.runtime.handler,
                           concurrency=self.settings.concurrency, metrics_port=self.health.port)
             processor = MessageProcessor(self.settings, self.policy, self.transport, self.runtime, self.metrics,
-                                         self.log, self.transport_settings.queue_prefix, progress)
+                                         self.log, self.transport_settings.queue_prefix, progress, self.tracer)
             await self._receive_loop(processor)
             await self._drain()
         finally:
             await self.runtime.close()
             await self.transport.close()
+            await self.tracer.close()
             if expirer is not None:
                 expirer.cancel()
             if progress is not None:
@@ -129,7 +135,8 @@ class Sidecar:
             for _ in range(free - len(messages)):
                 slots.release()
             for message in messages:
-                task = asyncio.create_task(processor.process(message), name=f"process-{message.message_id}")
+                task = asyncio.create_task(self.tracer.run(message, processor.process(message)),
+                                           name=f"process-{message.message_id}")
                 self._tasks.add(task)
                 task.add_done_callback(lambda t: (self._tasks.discard(t), slots.release(), _log_crash(self.log, t)))
         self._receiving = False

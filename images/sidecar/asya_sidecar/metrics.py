@@ -30,6 +30,8 @@ class SidecarMetrics:
                                          labels, buckets=_LATENCY_BUCKETS, registry=registry).labels(actor)
         self._restarts = Counter("asya_runtime_restarts", "Runtime restarts requested by the sidecar",
                                  [*labels, "reason"], registry=registry)
+        self._errors = Counter("asya_handler_errors", "Processing errors by type (each failed attempt counts once)",
+                               [*labels, "type"], registry=registry)
         self.fly_chunks = Counter("asya_fly_chunks", "Partial results streamed by the handler", labels,
                                   registry=registry).labels(actor)
         self._actor = actor
@@ -41,6 +43,10 @@ class SidecarMetrics:
     def published(self, destination: str) -> None:
         """Counts one envelope published to ``destination``'s queue."""
         self._published.labels(self._actor, destination).inc()
+
+    def error(self, error_type: str) -> None:
+        """Counts one failed attempt by its error type (``ValueError``, ``ActorTimeout``, ``mod.MyError``)."""
+        self._errors.labels(self._actor, error_type).inc()
 
     def restart(self, reason: str) -> None:
         """Counts one runtime restart."""

@@ -24,6 +24,7 @@ from asya_sidecar.metrics import SidecarMetrics
 from asya_sidecar.nonretryable import is_non_retryable
 from asya_sidecar.runtime_client import RuntimeClient, RuntimeCrashed, RuntimeRestarted, RuntimeUnavailable
 from asya_sidecar.settings import RetryPolicy, SidecarSettings
+from asya_sidecar.tracing import NoTracer
 
 
 class ProgressReporter(Protocol):
@@ -54,13 +55,16 @@ class MessageProcessor:
         log: Bound structlog logger.
         queue_prefix: Prefix of every queue name.
         progress: Optional progress reporter.
+        tracer: Span hooks (``asya_sidecar.tracing``); tracing off when None.
     """
 
     def __init__(self, settings: SidecarSettings, policy: RetryPolicy, transport: Transport, runtime: RuntimeClient,
-                 metrics: SidecarMetrics, log: Any, queue_prefix: str, progress: ProgressReporter | None = None):
+                 metrics: SidecarMetrics, log: Any, queue_prefix: str, progress: ProgressReporter | None = None,
+                 tracer: NoTracer | None = None):
         self._settings, self._policy, self._transport = settings, policy, transport
         self._runtime, self._metrics, self._log = runtime, metrics, log
         self._prefix, self._progress = queue_prefix, progress
+        self._tracer = tracer or NoTracer()
         self._terminal = settings.actor in env.TERMINAL_ACTORS
         self._leased: dict[int, tuple[ReceivedMessage, float]] = {}
         self._keeper: asyncio.Task | None = None
@@ -96,6 +100,7 @@ class MessageProcessor:
                                          message_id=message.message_id)
             await self._finish(message, [wrapped], "malformed")
             return
+        self._tracer.envelope(envelope)  # hop span; sets headers.traceparent for the runtime and outputs
         log = self._log.bind(envelope_id=envelope["id"])
         sent_at = envelope["headers"].get(env.H_SENT_AT)
         if isinstance(sent_at, (int, float)):
@@ -130,9 +135,10 @@ class MessageProcessor:
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self._settings.actor_timeout):
-                frame = await self._runtime.call(envelope, self._fly_sink(envelope))
+                frame = await self._tracer.call(self._runtime.call, envelope, self._fly_sink(envelope))
         except TimeoutError:
             self._metrics.restart("timeout")
+            self._tracer.event("actorTimeout", timeout=float(self._settings.actor_timeout), attempt=attempt)
             log.error("handler exceeded actorTimeout; restarting runtime", timeout=self._settings.actor_timeout,
                       attempt=attempt)
             await self._runtime.restart(generation)
@@ -179,12 +185,16 @@ class MessageProcessor:
     async def _failed(self, message: ReceivedMessage, envelope: dict[str, Any], error: dict[str, Any],
                       attempt: int, log: Any) -> None:
         """Schedules a retry, or sends the envelope to error-end once attempts are exhausted."""
+        self._tracer.error(error)
+        self._metrics.error(str(error.get("type", "Error")))
         permanent = is_non_retryable(error, self._policy.non_retryable_errors)
         if attempt < self._policy.max_attempts and not permanent:
             delay = retry_delay(self._policy, attempt)
             log.warning("handler failed; retry scheduled", attempt=attempt, max_attempts=self._policy.max_attempts,
                         delay=round(delay, 3), error_type=error.get("type"), error=error.get("message"))
             retry = routing.retry_envelope(envelope, error, attempt, delay)
+            self._tracer.event("retry scheduled", attempt=attempt, next_attempt=attempt + 1, delay=delay,
+                               error_type=str(error.get("type")))
             await self._finish(message, [retry], "retried", delay=delay, own_queue=True)
             return
         caught = None if self._terminal else error_routes.caught_envelope(envelope, error, self._settings.actor)
@@ -207,6 +217,7 @@ class MessageProcessor:
                       delay: float = 0.0, own_queue: bool = False) -> None:
         """Publishes every output durably, then acks the input."""
         started = time.perf_counter()
+        self._tracer.outputs(outputs)  # each output continues the trace; fan-out children get a span each
         by_queue: dict[str, list[dict[str, Any]]] = {}
         for output in outputs:
             destination = self._settings.actor if own_queue else output["route"]["curr"]
@@ -231,7 +242,8 @@ class MessageProcessor:
             output.setdefault("headers", {})[env.H_SENT_AT] = now
             bodies.append(self._fit(queue, output, env.dumps(output)))
         try:
-            await self._transport.send_many(queue, bodies, delay_seconds=delay)
+            await self._tracer.publish(queue, len(bodies),
+                                       self._transport.send_many(queue, bodies, delay_seconds=delay))
         except (MessageTooLarge, QueueNotFound):
             raise
         except TransportError as exc:

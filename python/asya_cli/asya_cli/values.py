@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from asya_common.envelope import actor_name_problem
+
 CHART_DIR = Path(__file__).resolve().parent / "chart"  # the chart's values.yaml + schema, shipped as package data
 
 
@@ -87,6 +89,21 @@ def _env_list(value: Any, path: Path) -> dict[str, str]:
     raise ValuesError(f"{path}: env must be a mapping or a list of {{name, value}}")
 
 
+def tracing_env(tracing: dict[str, Any], service_name: str) -> dict[str, str]:
+    """The sidecar's ``OTEL_*`` env from the chart's ``tracing`` values (the same as the chart renders)."""
+    if not tracing.get("enabled"):
+        return {}
+    if not tracing.get("endpoint"):
+        raise ValuesError("tracing.endpoint is required when tracing.enabled")
+    out = {"OTEL_EXPORTER_OTLP_ENDPOINT": str(tracing["endpoint"]),
+           "OTEL_SERVICE_NAME": str(tracing.get("serviceName") or service_name),
+           "OTEL_TRACES_SAMPLER": str(tracing.get("sampler") or "parentbased_always_on"),
+           "OTEL_BSP_MAX_QUEUE_SIZE": str(tracing.get("maxQueueSize") or 2048)}
+    if str(tracing.get("samplerArg", "")) != "":
+        out["OTEL_TRACES_SAMPLER_ARG"] = str(tracing["samplerArg"])
+    return out
+
+
 def load_actor(path: str | Path, layers: list[Path] = (), chart_dir: Path = CHART_DIR) -> ActorSpec:
     """Reads one actor values file (optionally over shared layers, like several ``-f`` files).
 
@@ -101,6 +118,9 @@ def load_actor(path: str | Path, layers: list[Path] = (), chart_dir: Path = CHAR
     for key in ("name", "handler"):
         if not isinstance(values.get(key), str) or not values[key]:
             raise ValuesError(f"{path}: '{key}' is required")
+    problem = actor_name_problem(values["name"])
+    if problem:
+        raise ValuesError(f"{path}: name: {problem}; choose another actor name")
     runtime_env, sidecar_env = _container_env(values, path)
     default_runtime, default_sidecar = _container_env(
         deep_merge(_load_yaml(chart_dir / "values.yaml"), {k: values[k] for k in ("name", "handler")}), path)
@@ -146,4 +166,5 @@ def _container_env(values: dict[str, Any], path: Path) -> tuple[dict[str, str], 
         "ASYA_RUNTIME_CONNECT_TIMEOUT": sidecar.get("runtimeConnectTimeout"),
     }
     sidecar_env.update({k: str(v) for k, v in optional.items() if v is not None})
+    sidecar_env.update(tracing_env(values.get("tracing") or {}, name))
     return runtime_env, sidecar_env
