@@ -46,7 +46,7 @@ _ELICIT_TYPES = {"string", "number", "integer", "boolean"}
 
 @dataclass(frozen=True)
 class McpSettings:
-    """Host checks of the MCP endpoint (the SDK's DNS-rebinding protection)."""
+    """Options of the MCP endpoint: host checks (the SDK's DNS-rebinding protection) and session mode."""
 
     allowed_hosts: tuple = env_field(
         "ASYA_GATEWAY_ALLOWED_HOSTS", default=(),
@@ -54,6 +54,10 @@ class McpSettings:
              "when bound to loopback, any host otherwise - the bearer key is then the protection)")
     allowed_origins: tuple = env_field(
         "ASYA_GATEWAY_ALLOWED_ORIGINS", default=(), help="Origin headers /mcp accepts from browsers")
+    stateless: bool = env_field(
+        "ASYA_GATEWAY_MCP_STATELESS", default=False,
+        help="serve 2025-era MCP clients without sessions, so any replica answers any request (they then get "
+             "'paused' results instead of elicitation); 2026-07-28 clients are stateless either way")
 
 
 def transport_security(settings: McpSettings, loopback: bool) -> TransportSecuritySettings:
@@ -356,8 +360,9 @@ def build(service: Any, keys: auth.ApiKeys, *, loopback: bool, public_url: str =
           settings: McpSettings | None = None) -> tuple[Any, StreamableHTTPSessionManager]:
     """The ``/mcp`` ASGI endpoint and its session manager (whose ``run()`` must wrap the app's lifespan)."""
     face = McpFace(service, keys, public_url)
-    manager = StreamableHTTPSessionManager(
-        app=face.server, security_settings=transport_security(settings or McpSettings(), loopback))
+    settings = settings or McpSettings()
+    manager = StreamableHTTPSessionManager(app=face.server, stateless=settings.stateless,
+                                           security_settings=transport_security(settings, loopback))
     endpoint: Any = StreamableHTTPASGIApp(manager)
     if not keys.disabled:
         endpoint = AuthenticationMiddleware(AuthContextMiddleware(RequireAuthMiddleware(endpoint, [])),
