@@ -37,7 +37,8 @@ class Mesh:
     """
 
     def __init__(self, tmp: Path, actors: list[dict[str, Any]], env: dict[str, str] | None = None,
-                 files: list[Path] = (), transport: TransportSettings | None = None):
+                 files: list[Path] = (), transport: TransportSettings | None = None, dev_args: list[str] = ()):
+        self.dev_args = list(dev_args)  # extra `asya dev` options (--reload)
         self.tmp = tmp
         self.state = tmp / "state"
         self.values_dir = tmp / "values"
@@ -60,7 +61,8 @@ class Mesh:
         environ.update(to_env(self.transport_settings))
         self.out = open(self.tmp / "dev.out", "w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "asya_cli.main", "dev", "--state-dir", str(self.state), *map(str, self.files)],
+            [sys.executable, "-m", "asya_cli.main", "dev", "--state-dir", str(self.state), *self.dev_args,
+             *map(str, self.files)],
             cwd=self.tmp, env=environ, stdout=self.out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         names = {yaml.safe_load(f.read_text())["name"] for f in self.files if f.suffix != ".py"} | {"happy-end", "error-end"}

@@ -15,7 +15,7 @@ import traceback
 
 from asya_common.settings import SettingsError
 
-from asya_runtime import jsonlog
+from asya_runtime import jsonlog, sourcecache
 from asya_runtime.config import load_runtime_settings
 from asya_runtime.loader import HandlerConfigError, HandlerInitError, load_handler
 from asya_runtime.server import RuntimeServer
@@ -47,6 +47,7 @@ def main() -> int:
         return _fail(EXIT_CONFIG, str(exc), exc, debug)
     except HandlerInitError as exc:
         return _fail(EXIT_HANDLER_INIT, str(exc), exc.__cause__ or exc, debug)
+    sourcecache.pin_loaded_sources()  # tracebacks show the code this process runs, not a later edit
     try:
         return asyncio.run(_serve(settings, handler))
     except OSError as exc:  # socket path not writable, address in use...

@@ -67,6 +67,7 @@ class RuntimeServer:
         self.slots = asyncio.Semaphore(settings.concurrency)
         self.calls: set[asyncio.Task] = set()
         self.stopping = asyncio.Event()
+        self.connections: dict[asyncio.Task, asyncio.StreamWriter] = {}  # closed on stop: no cancelled readers
 
     async def serve(self) -> int:
         """Runs until SIGTERM/SIGINT; returns the process exit code."""
@@ -94,12 +95,21 @@ class RuntimeServer:
             log.warning("grace period over: abandoning calls still running", extra={"abandoned": abandoned})
             jsonlog.flush()
             os._exit(0)  # stuck worker threads cannot be joined
+        await self._close_connections()
         log.info("stopped")
         self.executor.shutdown(wait=False, cancel_futures=True)
         return 0
 
+    async def _close_connections(self) -> None:
+        """Closes idle sidecar connections so their readers end normally (a clean stop logs no traceback)."""
+        for writer in list(self.connections.values()):
+            writer.close()
+        if self.connections:
+            await asyncio.wait(set(self.connections), timeout=2.0)
+
     async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = Connection(writer)
+        self.connections[asyncio.current_task()] = writer
         try:
             while True:
                 try:
@@ -117,6 +127,7 @@ class RuntimeServer:
             if conn.tasks:  # the peer may have half-closed: still deliver what is in flight
                 await asyncio.wait(set(conn.tasks))
         finally:
+            self.connections.pop(asyncio.current_task(), None)
             writer.close()
 
     async def _dispatch(self, conn: Connection, message: dict[str, Any]) -> None:

@@ -46,6 +46,10 @@ class ManagedProcess:
     last_error: str = ""
     started_at: float = 0.0
     history: list[float] = field(default_factory=list)
+    reload_requested: bool = False  # devwatch.restart_runtime: the exit that follows is not a crash
+    metrics_port: int | None = None  # a sidecar's, once it logged "sidecar ready"
+    log_offset: int = 0  # size of the log file when this run started
+    reloaded: bool = False  # after a reload a broken import is the user's edit: keep the mesh, retry
 
 
 def socket_path(state_dir: Path, actor: str) -> str:
@@ -90,7 +94,8 @@ class DevMesh:
     """
 
     def __init__(self, actors: list[ActorSpec], transport_settings: TransportSettings, state_dir: Path,
-                 base_env: dict[str, str], out: TextIO = sys.stdout, with_crew: bool = True):
+                 base_env: dict[str, str], out: TextIO = sys.stdout, with_crew: bool = True, reload: bool = False):
+        self.reload = reload  # `asya dev --reload` (devwatch.py)
         self.state_dir = state_dir
         self.transport_settings = transport_settings
         self.actors = [*actors, *(crew_specs(state_dir) if with_crew else [])]
@@ -155,6 +160,9 @@ class DevMesh:
         gateways = [p for p in self.processes if p.role == "gateway"]
         tasks = [asyncio.create_task(self._supervise(p)) for p in runtimes + sidecars + gateways]
         display = asyncio.create_task(self._display())
+        from asya_cli import devwatch  # (it imports modules that import this one)
+
+        tasks.append(asyncio.create_task(devwatch.watch(self, self.reload)))
         tasks += [asyncio.create_task(dev_gateway.announce(self.state_dir, self.out, p.log_path)) for p in gateways]
         await self._stopping.wait()
         display.cancel()
@@ -174,19 +182,23 @@ class DevMesh:
     async def _supervise(self, proc: ManagedProcess) -> None:
         delay = 0.5
         while not self._stopping.is_set():
+            proc.log_offset = proc.log_path.stat().st_size if proc.log_path.exists() else 0
             log = open(proc.log_path, "ab")
             proc.process = await asyncio.create_subprocess_exec(
                 *proc.argv, env=proc.env, stdout=log, stderr=log, stdin=asyncio.subprocess.DEVNULL,
                 start_new_session=True, preexec_fn=_die_with_parent)
             log.close()
-            proc.state, proc.started_at = "up", time.monotonic()
+            proc.state, proc.started_at = "starting", time.monotonic()  # "up" once it serves (devwatch)
             self._write_pids()
             code = await proc.process.wait()
+            if proc.reload_requested and not self._stopping.is_set():  # asked for: not a crash
+                proc.reload_requested, proc.reloaded = False, True
+                continue
             if self._stopping.is_set():
                 proc.state = "stopped"
                 return
             proc.last_error = _last_line(proc.log_path)
-            if code in CONFIG_EXIT_CODES and proc.restarts == 0:
+            if code in CONFIG_EXIT_CODES and proc.restarts == 0 and not proc.reloaded:
                 self.fatal = f"{proc.actor} {proc.role} cannot start (exit {code}): {proc.last_error}"
                 proc.state = "failed"
                 self.stop()
@@ -195,7 +207,7 @@ class DevMesh:
             if code == RESTART_EXIT_CODE:
                 proc.state, delay = "restarting", 0.0
             else:
-                proc.state = f"crashed (exit {code}); restarting"
+                proc.state = f"{'exited' if code == 0 else 'crashed'} (exit {code}); restarting"
                 delay = 0.5 if time.monotonic() - proc.started_at > 30 else min(delay * 2, 30.0)
             await asyncio.sleep(delay)
 
@@ -230,7 +242,9 @@ class DevMesh:
                     pair = [p for p in self.processes if p.actor == spec.name]
                     depth = await transport.depth(env.queue_name(spec.name, self.transport_settings.queue_prefix))
                     dlq = await transport.depth(env.dlq_name(spec.name, self.transport_settings.queue_prefix))
+                    port = next((p.metrics_port for p in pair if p.role == "sidecar"), None)
                     rows.append((spec.name, *(f"{p.state}" + (f" x{p.restarts}" if p.restarts else "") for p in pair),
+                                 f":{port}" if port else "-",
                                  f"{depth.ready}/{depth.in_flight}/{depth.delayed}", str(dlq.total)))
                 if rows != last:
                     self.out.write(_table(rows))
@@ -240,7 +254,7 @@ class DevMesh:
 
 
 def _table(rows: list[tuple[str, ...]]) -> str:
-    header = ("actor", "runtime", "sidecar", "queue ready/in-flight/delayed", "dlq")
+    header = ("actor", "runtime", "sidecar", "metrics", "queue ready/in-flight/delayed", "dlq")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in [header, *rows]]
     return f"[{time.strftime('%H:%M:%S')}]\n" + "\n".join(lines) + "\n"

@@ -18,7 +18,7 @@ from asya_common import envelope as env
 from asya_common.settings import SettingsError
 from asya_common.status_store import StatusStore, is_settled
 from asya_common.transport import TRANSPORTS, TransportError, create_transport
-from asya_cli import dlq_cmd, payload_input, replay_cmd, status_cmd
+from asya_cli import devwatch, dlq_cmd, payload_input, replay_cmd, status_cmd
 from asya_cli.meshstate import require_running_mesh
 from asya_cli import stream_cmd
 from asya_cli import paused_cmd
@@ -30,6 +30,8 @@ from asya_cli.values import ValuesError, load_actor
 
 def cmd_dev(args: argparse.Namespace, environ: dict[str, str]) -> int:
     state_dir = Path(args.state_dir).resolve()
+    if args.values[0] == "restart":  # `asya dev restart ACTOR...`: ask the running mesh (devwatch.py)
+        return devwatch.request_restart(state_dir, args.values[1:])
     layers = [Path(p) for p in args.base or []]
     flow_files = [v for v in args.values if v.endswith(".py")]  # Flow DSL files (docs/flows.md)
     try:
@@ -45,8 +47,10 @@ def cmd_dev(args: argparse.Namespace, environ: dict[str, str]) -> int:
         raise CliError(f"actor names must be unique; repeated: {', '.join(sorted(duplicates))}")
     (state_dir).mkdir(parents=True, exist_ok=True)
     settings = transport_settings(args, environ)
-    print(f"asya dev: {len(actors)} actors + crew on {settings.kind}; state in {state_dir}; Ctrl-C stops")
-    mesh = DevMesh(actors, settings, state_dir, environ)
+    count = f"{len(actors)} actor{'' if len(actors) == 1 else 's'}"
+    print(f"asya dev: {count} + crew on {settings.kind}; state in {state_dir}; Ctrl-C stops"
+          + ("; --reload: runtimes restart when their .py files change" if args.reload else ""))
+    mesh = DevMesh(actors, settings, state_dir, environ, reload=args.reload)
     return asyncio.run(mesh.run())
 
 
@@ -137,6 +141,9 @@ def build_parser(environ: dict[str, str]) -> argparse.ArgumentParser:
     dev.add_argument("--base", action="append", help="shared values layer merged under every actor file")
     dev.add_argument("--transport", choices=TRANSPORTS, help="broker (default: sqlite, or ASYA_TRANSPORT)")
     dev.add_argument("--state-dir", default=state_default, help="queues, status store, logs (default .asya)")
+    dev.add_argument("--reload", action="store_true",
+                     help="restart an actor's runtime when a .py file in its folder changes "
+                          "(`asya dev restart ACTOR` restarts one by hand)")
     dev.set_defaults(func=cmd_dev)
 
     send = sub.add_parser("send", help="publish one envelope to the running dev mesh")
