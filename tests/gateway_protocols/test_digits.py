@@ -84,3 +84,23 @@ async def test_a2a_task_waits_for_input_and_a_follow_up_message_answers_it(digit
                 if e.HasField("artifact_update") and e.artifact_update.artifact.artifact_id == "result"]
     assert get_data_parts(result.parts)[0]["result"]["label"] == 3
     assert get_data_parts(result.parts)[0]["result"]["verdict"] == "human"
+
+
+def test_the_documented_agent_clients_script_runs_both_ways(digits_gateway):
+    import json
+    import subprocess
+    import sys
+
+    from tests.gateway_protocols.conftest import TOKEN
+
+    done = subprocess.run([sys.executable, str(EXAMPLE / "agent_clients.py"), "--url", digits_gateway.url,
+                           "--token", TOKEN, "--label", "8"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    calls = {line.get("mcp") or line.get("a2a"): line for line in lines if "mcp" in line or "a2a" in line}
+    assert calls["clear-0"]["result"]["verdict"] == "auto" and calls["clear-0"]["result"]["label"] == 0
+    [mcp_blurred] = [v for k, v in calls.items() if k.startswith("blurred") and "mcp" in v]
+    [a2a_blurred] = [v for k, v in calls.items() if k.startswith("blurred") and "a2a" in v]
+    assert mcp_blurred["result"] == {**mcp_blurred["result"], "verdict": "human", "label": 8}
+    assert a2a_blurred["state"] == "TASK_STATE_COMPLETED" and a2a_blurred["result"]["label"] == 8
+    assert any("mcp_progress" in line for line in lines)
