@@ -52,6 +52,10 @@ class StatusStore(PauseMixin):
         """Closes the database connection."""
         self._db.close()
 
+    @property
+    def _conn(self):  # noqa: ANN202 - the DB-API connection, for tests and tools that run their own SQL
+        return self._db._conn
+
     # -- records ---------------------------------------------------------------------------------
 
     def _root_of(self, cur: Cursor, envelope_id: str, parent_id: str | None) -> str:
