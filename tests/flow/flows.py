@@ -48,3 +48,22 @@ def joined(p):
     if len(p["summaries"]) > 1 and "tag" not in p:
         p = store(p)
     return p
+
+
+def everything(p):
+    """A try inside a for loop (the except route is re-armed on every iteration), then fan-in, then a while."""
+    for i in range(2):
+        try:
+            p = flaky(p)
+        except ValueError:
+            p["x"] = p["x"] + i + 1
+            p = inc(p)
+    if len(p["chunks"]) == 0 or p["x"] % 2 == 0:
+        return p
+    parts = [summarize(c) for c in p["chunks"]]
+    p["summaries"] = parts
+    p["round"] = 0
+    while p["round"] <= 1 and p["score"] < 12:
+        p = improve(p)
+        p["round"] += 1
+    return p

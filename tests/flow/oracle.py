@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 HERE = Path(__file__).resolve().parent
 FLOWS_FILE = HERE / "flows.py"
 ACTORS_FILE = HERE / "flow_actors.py"
-FLOW_NAMES = ("branchy", "loopy", "guarded", "joined")
+FLOW_NAMES = ("branchy", "loopy", "guarded", "joined", "everything")
 
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))

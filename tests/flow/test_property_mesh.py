@@ -88,6 +88,7 @@ def run_batch(mesh: Mesh, jobs: list[tuple[str, dict]], timeout: float = 600) ->
 
 @settings(max_examples=EXAMPLES, deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@pytest.mark.timeout(900)
 @given(batch=st.lists(inputs(), min_size=MIN_BATCH, max_size=MAX_BATCH))
 def test_compiled_flows_on_the_mesh_equal_the_python_functions(mesh, batch):
     jobs = [(flow, payload) for payload in batch for flow in FLOW_NAMES]

@@ -137,15 +137,18 @@ class _Generator:
     def entry(self) -> dict[str, Any]:
         """The start route; a plain list of actors (a router first when a ``try`` needs ``on_error`` set)."""
         node = self.flow.entry
-        route, on_error = ([self.router(node)], []) if isinstance(node, LOGIC) else self.path(node)
-        return {"route": [self.router(node)] if on_error else route}
+        if isinstance(node, LOGIC) or _try_before_router(node):
+            return {"route": [self.router(node)]}
+        return {"route": self.path(node)[0]}
 
     def function(self, node: AnyNode) -> list[str]:
         name = self.names[id(node)]
         index = name.rsplit("-", 1)[1]
         snippet = self.lines[node.line - 1].strip() if 0 < node.line <= len(self.lines) else ""
+        doc = f"{name}: {self.file} line {node.line}: {snippet[:100]}"
+        plain = '"""' not in doc and not doc.endswith('"') and "\\" not in doc
         out = [f"def router_{index}(envelope):",
-               f'    """{name}: {self.file} line {node.line}: {snippet.replace(chr(92), "/")[:100]}"""',
+               f'    """{doc}"""' if plain else f"    {doc!r}",
                f'    {self.flow.state}, counters = envelope["payload"], _counters(envelope)']
         self.body(node, 1, out, set())
         return out
@@ -209,6 +212,13 @@ class _Generator:
         if fan_in:
             values[f"{FAN_IN}.yaml"] = fan_in_values(self.file, self.flow.name)
         return CompiledFlow(self.flow.name, module, text, routes, values)
+
+
+def _try_before_router(node: AnyNode | None) -> bool:
+    """True when a ``try`` section starts on the straight path from ``node`` (its ``on_error`` must be armed)."""
+    while isinstance(node, (Call, TryEnd)):
+        node = node.next
+    return isinstance(node, TryStart)
 
 
 def _all_nodes(entry: AnyNode) -> list[AnyNode]:
