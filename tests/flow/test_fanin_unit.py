@@ -1,4 +1,5 @@
-"""The fan-in handler on a real status-store file: children counted once, one continuation, timeouts."""
+"""The fan-in handler on a real status store (SQLite file and PostgreSQL): children counted once, one
+continuation, timeouts."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from asya_common.status import open_store
 
 
 @pytest.fixture()
-def fanin(tmp_path, monkeypatch):
-    monkeypatch.setenv("ASYA_STATUS_DB", str(tmp_path / "status.sqlite3"))
+def fanin(store_url, monkeypatch):
+    monkeypatch.setenv("ASYA_STATUS_DB", store_url)
     monkeypatch.setenv("ASYA_FANIN_TIMEOUT", "30s")
     from asya_crew import fanin as module
 
@@ -68,7 +69,7 @@ def test_malformed_member_is_an_error(fanin):
         fanin.fan_in(e)
 
 
-def test_tables_come_from_the_status_store_migrations(fanin, tmp_path):
+def test_tables_come_from_the_status_store_migrations(fanin, store_url):
     fanin.fan_in(_member("child", "g", 1, 0, payload=1))
-    store = open_store(tmp_path / "status.sqlite3")
+    store = open_store(store_url)
     assert store.schema_version() >= 3
