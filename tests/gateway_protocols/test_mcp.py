@@ -110,6 +110,8 @@ async def test_pause_is_answered_through_elicitation_and_the_call_completes(gate
 
     async def elicit(context, params):
         asked.append(params)
+        if len(asked) == 1:  # a first answer without the required field is refused and asked again
+            return types.ElicitResult(action="accept", content={"note": "fine"})
         return types.ElicitResult(action="accept", content={"approved": True, "note": "fine"})
 
     review, store = gateway.actor("review"), gateway.actor("store")
@@ -128,7 +130,10 @@ async def test_pause_is_answered_through_elicitation_and_the_call_completes(gate
     finally:
         review.close()
         store.close()
-    assert [(p.message, p.requested_schema) for p in asked] == [("Approve this text?", REVIEW)]
+    assert [p.requested_schema for p in asked] == [REVIEW, REVIEW]
+    assert asked[0].message == "Approve this text?"
+    assert asked[1].message.startswith("Approve this text? (last answer refused: ")
+    assert "'approved' is a required property" in asked[1].message
     assert not result.is_error
     assert result.structured_content["result"] == {"stored": text}
 

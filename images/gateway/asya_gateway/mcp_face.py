@@ -253,11 +253,8 @@ class McpFace:
                     return self._paused({"envelope_id": envelope_id}, envelope_id, pause)
                 if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
                     return self._input_required(envelope_id, pause, after_seq, timeout)
-                answer = await ctx.session.elicit_form(pause.get("prompt") or "Input needed", pause["schema"],
-                                                       related_request_id=ctx.request_id)
-                if answer.action != "accept":
+                if not await self._elicit_and_resume(ctx, pause, principal):
                     return self._paused({"envelope_id": envelope_id}, envelope_id, pause)
-                await self._resume_quietly(pause["envelope_id"], answer.content or {}, principal)
         except anyio.get_cancelled_exc_class():
             if cancel_on_disconnect:  # the client went away; the tools config asks to stop the work too
                 with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
@@ -265,6 +262,19 @@ class McpFace:
                     if self.log is not None:
                         self.log.info("mcp call abandoned; envelope canceled", envelope_id=envelope_id)
             raise
+
+    async def _elicit_and_resume(self, ctx: Any, pause: dict[str, Any], principal: auth.Principal) -> bool:
+        """Asks on the call's stream (2025 sessions) until an answer fits the schema; False when declined."""
+        prompt = pause.get("prompt") or "Input needed"
+        while True:
+            answer = await ctx.session.elicit_form(prompt, pause["schema"], related_request_id=ctx.request_id)
+            if answer.action != "accept":
+                return False
+            try:
+                await self._resume_quietly(pause["envelope_id"], answer.content or {}, principal)
+                return True
+            except PauseInputInvalid as exc:
+                prompt = f"{pause.get('prompt') or 'Input needed'} (last answer refused: {exc.message})"
 
     async def _resume_quietly(self, envelope_id: str, value: Any, principal: auth.Principal) -> None:
         try:
