@@ -136,3 +136,10 @@ def test_generated_module_is_valid_python_whatever_the_source_line(line, tmp_pat
                 "payload": {}}
     out = namespace["router_1"](envelope)
     assert out["route"]["next"] == ["store"] and "k" in out["payload"]
+
+
+def test_show_draws_loops_with_their_variables(capsys):
+    assert main(["flow", "show", str(FLOWS_FILE), "--flow", "loopy"]) == 0
+    out = capsys.readouterr().out
+    assert '{"i < 3"}' in out and '[/"i = i + 1"/]' in out and '["improve"]' in out
+    assert main(["flow", "show", str(FLOWS_FILE), "--flow", "nope"]) == 2

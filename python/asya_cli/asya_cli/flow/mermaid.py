@@ -6,11 +6,14 @@ joined by the ``fan-in`` actor; an ``except`` branch is a dotted edge labelled w
 
 from __future__ import annotations
 
+import re
+
 from asya_cli.flow.graph import AnyNode, Assign, Branch, Call, End, FanOut, Flow, SetCounter, TryEnd, TryStart, walk
 
 
 def _label(text: str) -> str:
-    return '"' + text.replace('"', "#quot;").replace("counters[", "[") + '"'
+    text = re.sub(r"counters\['([A-Za-z_][A-Za-z0-9_]*)'\]", r"\1", text)  # loop variables as written
+    return '"' + text.replace('"', "#quot;") + '"'
 
 
 def to_mermaid(flow: Flow) -> str:
