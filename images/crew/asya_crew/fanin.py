@@ -19,6 +19,7 @@ same envelope id). Standard library only: this module runs inside the runtime.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from asya_common.settings import Duration, env_field, load_settings
 from asya_common.status.backends import open_backend
 
 FAN_IN_HEADER = "x-asya-fanin"
+log = logging.getLogger("asya.fanin")  # JSON lines with the envelope id, through the runtime's log handler
 
 class FanInPending(Exception):
     """Not every child has arrived yet; the sidecar retries the parent carrier later."""
@@ -135,12 +137,14 @@ def fan_in(envelope: dict[str, Any]) -> dict[str, Any] | None:
     results, missing, created_at = store.check(group, count, envelope["id"], now)
     if results is not None:
         _store_into(envelope["payload"], info["into"], results)
+        log.info("fan-out group joined", extra={"group": group, "children": count, "waited": round(now - created_at, 3)})
         del envelope["headers"][FAN_IN_HEADER]
         return envelope
     waited = now - created_at
     if waited < float(settings.timeout):
         raise FanInPending(f"{count - len(missing)} of {count} children of {group} arrived; waiting")
     store.mark_failed(group, now)
+    log.error("fan-out group timed out", extra={"group": group, "missing": len(missing), "children": count})
     names = ", ".join(f"{envelope['id']}-{i + 1}" for i in missing)
     envelope["headers"][H_ERROR] = {
         "actor": "fan-in", "type": "FanInTimeout", "traceback": "", "attempts": [],
