@@ -88,7 +88,8 @@ def test_installed_gateway_chart_runs_as_a_real_gateway(control_plane, helm, tmp
                                                         rabbitmq_settings):
     namespace = f"g-{uuid.uuid4().hex[:8]}"
     control_plane.kubectl("create", "namespace", namespace)
-    control_plane.kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
+    control_plane.kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted",
+                          "pod-security.kubernetes.io/warn=restricted")
     keys = {"keys": [{"id": "ops", "sha256": hash_token(TOKEN), "scopes": ["submit", "read"]}]}
     secret(control_plane, "asya-status-db", namespace, url=postgres_url)
     secret(control_plane, "asya-gateway-keys", namespace, **{"keys.yaml": json.dumps(keys)})
@@ -97,7 +98,12 @@ def test_installed_gateway_chart_runs_as_a_real_gateway(control_plane, helm, tmp
     installed = run_helm(helm, control_plane, tmp_path, "install", "gateway", str(CHART), "-n", namespace,
                      "-f", str(CHART / "ci/rabbitmq-values.yaml"), "--set", f"transport.queuePrefix={prefix}")
     assert installed.returncode == 0, installed.stderr
+    assert "PodSecurity" not in installed.stderr, installed.stderr  # restricted: no warning for the Deployment
     deployment = get(control_plane, "deployment", "gateway-asya-gateway", namespace)
+    again = control_plane.kubectl("apply", "--dry-run=server", "-n", namespace, "-f", "-", check=False,
+                                  input=json.dumps({k: deployment[k] for k in ("apiVersion", "kind", "spec")} |
+                                                   {"metadata": {"name": "psa-check"}}))
+    assert again.returncode == 0 and "PodSecurity" not in again.stderr, again.stderr
     assert get(control_plane, "service", "gateway-asya-gateway", namespace)["spec"]["ports"][0]["port"] == 80
 
     settings = replace(rabbitmq_settings, queue_prefix=prefix)
