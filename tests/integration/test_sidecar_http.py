@@ -12,7 +12,7 @@ import urllib.request
 def _metrics_port(mesh, actor):
     for line in mesh.log(actor, "sidecar").splitlines():
         record = json.loads(line)
-        if record.get("event") == "sidecar ready":
+        if record.get("msg") == "sidecar ready":
             return record["metrics_port"]
     raise AssertionError("sidecar never logged readiness")
 
@@ -47,6 +47,6 @@ def test_health_and_readiness_probes_answer(mesh):
 def test_every_sidecar_log_line_is_json_with_actor_and_envelope_id(mesh):
     mesh.wait_final(mesh.send(["bad-rewrite"], {"x": 1})["id"])
     lines = [json.loads(line) for line in mesh.log("bad-rewrite", "sidecar").splitlines()]
-    assert all(line["actor"] == "bad-rewrite" and "timestamp" in line for line in lines)
-    failures = [line for line in lines if "attempts exhausted" in line["event"]]
+    assert all(line["actor"] == "bad-rewrite" and "ts" in line for line in lines)
+    failures = [line for line in lines if "attempts exhausted" in line["msg"]]
     assert failures and all(line.get("envelope_id") for line in failures)

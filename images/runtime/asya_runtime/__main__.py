@@ -15,7 +15,7 @@ import traceback
 
 from asya_common.settings import SettingsError
 
-from asya_runtime import jsonlog, sourcecache
+from asya_runtime import jsonlog, sourcecache, stdout_capture
 from asya_runtime.config import load_runtime_settings
 from asya_runtime.loader import HandlerConfigError, HandlerInitError, load_handler
 from asya_runtime.server import RuntimeServer
@@ -41,6 +41,7 @@ def main() -> int:
         sys.path.insert(0, os.getcwd())  # the console script does not; handler modules often live in cwd
     debug = settings.log_level.strip().upper() == "DEBUG"
     jsonlog.configure(settings.log_level, settings.actor_name, settings.handler)
+    stdout_capture.capture_stdout()  # print() becomes a JSON record with the envelope id
     try:
         handler = load_handler(settings.handler, settings.handler_args)
     except HandlerConfigError as exc:

@@ -173,8 +173,10 @@ class RuntimeServer:
                                 "error": {"type": kind, "message": text, "traceback": ""}})
 
     async def _handler_failed(self, conn: Connection, request_id: Any, exc: BaseException) -> None:
-        log.info("handler raised %s: %s", type(exc).__name__, exc)
-        await self._send(conn, {"id": request_id, "type": "error", "error": error_info(exc)})
+        info = error_info(exc)
+        log.error("handler raised %s: %s", info["type"], exc, extra={"error_type": info["type"],
+                                                                   "traceback": info["traceback"]})
+        await self._send(conn, {"id": request_id, "type": "error", "error": info})
 
     async def _handler_exited(self, conn: Connection, request_id: Any, exc: SystemExit) -> None:
         """Reports ``sys.exit(n)`` as this call's error, then exits for a restart (never exit code n)."""

@@ -18,7 +18,7 @@ from asya_common import envelope as env
 from asya_common.settings import SettingsError
 from asya_common.status_store import StatusStore, is_settled
 from asya_common.transport import TRANSPORTS, TransportError, create_transport
-from asya_cli import devwatch, dlq_cmd, payload_input, replay_cmd, status_cmd
+from asya_cli import devwatch, dlq_cmd, names, payload_input, replay_cmd, status_cmd
 from asya_cli.meshstate import require_running_mesh
 from asya_cli import stream_cmd
 from asya_cli import paused_cmd
@@ -70,6 +70,9 @@ def cmd_send(args: argparse.Namespace, environ: dict[str, str]) -> int:
     if (args.payload is None) == (args.batch is None):
         raise CliError("give exactly one of --payload (JSON, @file.json or - for stdin) and --batch FILE.jsonl")
     route = flow_cli.route_of(args)  # --route, or the entry route of a compiled --flow
+    for actor in route:  # say what is allowed and suggest the fix (names.py)
+        if actor not in env.TERMINAL_ACTORS and names.problem(actor):
+            raise CliError(f"--route: {names.problem(actor)}")
     require_running_mesh(Path(args.state_dir), transport_settings(args, environ).kind)
     if args.batch is not None:
         return payload_input.send_batch(args, environ, route, _parse_headers(args.header or []))

@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from asya_cli import names
+
 from asya_common.envelope import actor_name_problem
 
 CHART_DIR = Path(__file__).resolve().parent / "chart"  # the chart's values.yaml + schema, shipped as package data
@@ -71,6 +73,8 @@ def _validate_against_chart(path: Path, values: dict[str, Any], chart_dir: Path)
     if errors:
         first = errors[0]
         where = ".".join(str(p) for p in first.absolute_path) or "(top level)"
+        if where == "name" and names.problem(merged.get("name")):  # say what is allowed, suggest the fix
+            raise ValuesError(f"{path}: name: {names.problem(merged.get('name'))}")
         raise ValuesError(f"{path}: {where}: {first.message}")
     return merged
 

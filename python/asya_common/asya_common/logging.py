@@ -1,14 +1,15 @@
 """Structured JSON logging for the long-running services (sidecar, crew, controller, CLI dev mesh).
 
-Every line is one JSON object with a timestamp, level, the component and actor, and whatever is
+Every line is one JSON object with ``ts``, ``level``, ``msg``, the component and actor, and whatever is
 bound to the logger (``envelope_id`` on every line about an envelope). The runtime does not use
-this module: it is stdlib-only and has its own tiny JSON formatter.
+this module: it is stdlib-only and has its own tiny JSON formatter with the same keys and time format.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from datetime import datetime, timezone
 from typing import Any
 
 import structlog
@@ -28,13 +29,14 @@ def configure_logging(component: str, level: str = "INFO", **static: Any) -> Non
     shared = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _timestamp,
     ]
     structlog.configure(
         processors=[
             *shared,
             _static_fields({"component": component, **static}),
             structlog.processors.format_exc_info,
+            structlog.processors.EventRenamer("msg"),
             structlog.processors.JSONRenderer(),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
@@ -47,6 +49,7 @@ def configure_logging(component: str, level: str = "INFO", **static: Any) -> Non
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 _static_fields({"component": component, **static}),
+                structlog.processors.EventRenamer("msg"),
                 structlog.processors.JSONRenderer(),
             ],
             foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
@@ -55,6 +58,12 @@ def configure_logging(component: str, level: str = "INFO", **static: Any) -> Non
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric)
+
+
+def _timestamp(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
+    """``ts``: UTC ISO 8601 with milliseconds, exactly as the runtime's own JSON lines (one layout for both)."""
+    event["ts"] = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return event
 
 
 def _static_fields(fields: dict[str, Any]):
