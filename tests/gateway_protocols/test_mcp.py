@@ -177,7 +177,8 @@ async def test_call_outliving_its_timeout_answers_running_and_finishes_through_a
                 "status": "running", "envelope_id": envelope["id"],
                 "stream_url": f"{gateway.url}/envelopes/{envelope['id']}/stream"}
             status = await client.call_tool("asya_status", {"envelope_id": envelope["id"]})
-            assert status.structured_content["status"] == "pending"
+            assert status.structured_content == {"envelope_id": envelope["id"], "status": "pending",
+                                                 "stream_url": f"{gateway.url}/envelopes/{envelope['id']}/stream"}
             waiting = asyncio.create_task(client.call_tool("asya_status", {"envelope_id": envelope["id"], "wait": 30}))
             await asyncio.to_thread(actor.running, envelope)
             await asyncio.to_thread(actor.finish, envelope, {"text": text.upper()})
@@ -212,7 +213,9 @@ async def test_client_cancellation_stops_waiting_and_cancels_only_when_the_tool_
             assert await status(ids["fragile"]) == "canceled"
             assert await status(ids["shout"]) == "pending"
             canceled = await client.call_tool("asya_cancel", {"envelope_id": ids["shout"]})
-            assert canceled.structured_content["status"] == "canceled"
+            assert not canceled.is_error and canceled.structured_content["status"] == "canceled"
+            again = await client.call_tool("asya_cancel", {"envelope_id": ids["shout"]})
+            assert again.is_error and again.structured_content["error"]["code"] == "conflict"
     finally:
         actor.close()
 

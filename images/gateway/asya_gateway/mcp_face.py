@@ -198,8 +198,9 @@ class McpFace:
                 return await self._status(ctx, principal, envelope_id, _wait(args))
             if params.name == "asya_cancel":
                 record = await self.service.cancel(_str_arg(args, "envelope_id"), principal)
-                return self._result(record if isinstance(record, dict) and "status" in record else
-                                    await self.service.get(_str_arg(args, "envelope_id"), principal))
+                data = summary(record)
+                return types.CallToolResult(content=[types.TextContent(text=f"canceled {record['id']}")],
+                                            structured_content=data)
             tool = self._tool(params.name)
             record = await self.service.submit(tool=tool.name, arguments=args, principal=principal)
             if self.log is not None:
@@ -221,7 +222,7 @@ class McpFace:
         record = await self.service.get(envelope_id, principal)
         if record["status"] == "paused":
             return self._paused({"envelope_id": envelope_id}, envelope_id, await self._pause_of(envelope_id, principal))
-        return self._result(record)
+        return self._result(record, ctx)
 
     async def _pause_of(self, envelope_id: str, principal: auth.Principal) -> dict[str, Any]:
         outcome = await follow(self.service, envelope_id, principal, timeout=1.0)
@@ -245,7 +246,7 @@ class McpFace:
                                                 after_seq=after_seq, on_event=report)
                 after_seq = outcome.last_seq
                 if outcome.kind == "final":
-                    return self._result(outcome.record)
+                    return self._result(outcome.record, ctx)
                 if outcome.kind == "timeout":
                     return self._running(ctx, envelope_id, timeout)
                 pause = outcome.pause
@@ -318,10 +319,10 @@ class McpFace:
         return await self._drive(ctx, principal, root, timeout, after_seq=seq)
 
     # -- results -----------------------------------------------------------------------------
-    def _result(self, record: dict[str, Any]) -> types.CallToolResult:
+    def _result(self, record: dict[str, Any], ctx: Any = None) -> types.CallToolResult:
         data = summary(record)
         if data["status"] in ("running", "pending"):
-            data["stream_url"] = self._stream_url(record["id"], None)
+            data["stream_url"] = self._stream_url(record["id"], ctx)
             return types.CallToolResult(content=_json_text(data), structured_content=data)
         if failed(record):
             err = data.get("error") or next((b["error"] for b in data.get("branches", []) if "error" in b), {})
