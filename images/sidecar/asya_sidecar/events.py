@@ -70,10 +70,11 @@ class StoreEvents:
         except asyncio.QueueFull:
             self.dropped.labels(self.actor, event.kind).inc()
 
-    async def running(self, envelope_id: str, actor: str) -> None:
-        """Queues ``running`` (the crew's own hops are not progress: skipped)."""
+    async def running(self, envelope_id: str, actor: str, data: dict[str, Any] | None = None) -> None:
+        """Queues ``running`` with the hop's ``data`` (attempt, queue wait, trace ids; the crew's own hops are
+        not progress: skipped)."""
         if not self._terminal:
-            self._put(Event(0, None, envelope_id, RUNNING, actor, None, time.time()))
+            self._put(Event(0, None, envelope_id, RUNNING, actor, data, time.time()))
 
     async def spawned(self, parent_id: str, child_ids: list[str], actor: str) -> None:
         """Queues ``spawned``: the children are registered under the parent (and its root)."""

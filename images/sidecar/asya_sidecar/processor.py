@@ -24,13 +24,13 @@ from asya_sidecar.metrics import SidecarMetrics
 from asya_sidecar.nonretryable import is_non_retryable
 from asya_sidecar.runtime_client import RuntimeClient, RuntimeCrashed, RuntimeRestarted, RuntimeUnavailable
 from asya_sidecar.settings import RetryPolicy, SidecarSettings
-from asya_sidecar.tracing import NoTracer
+from asya_sidecar.tracing import NoTracer, hop_data
 
 
 class ProgressReporter(Protocol):
     """Where progress goes (the status store in ``asya dev``; the gateway later)."""
 
-    async def running(self, envelope_id: str, actor: str) -> None: ...
+    async def running(self, envelope_id: str, actor: str, data: dict[str, Any] | None = None) -> None: ...
 
     async def spawned(self, parent_id: str, child_ids: list[str], actor: str) -> None: ...
 
@@ -130,7 +130,7 @@ class MessageProcessor:
     async def _call_and_route(self, message: ReceivedMessage, envelope: dict[str, Any], log: Any) -> None:
         attempt = routing.attempt_of(envelope)
         if self._progress is not None:
-            await self._progress.running(envelope["id"], self._settings.actor)
+            await self._progress.running(envelope["id"], self._settings.actor, hop_data(envelope))
         generation = self._runtime.generation
         started = time.perf_counter()
         try:

@@ -19,7 +19,8 @@ import time
 from typing import Any, Awaitable, Callable
 
 from asya_common import envelope as env
-from asya_common.otel import TRACEPARENT, TRACESTATE, TracingSettings, create_provider, drop_counter, shutdown_provider
+from asya_common.otel import (TRACEPARENT, TRACESTATE, TracingSettings, create_provider, drop_counter, parse_traceparent,
+                              shutdown_provider)
 
 _current: contextvars.ContextVar["Hop | None"] = contextvars.ContextVar("asya_hop", default=None)
 
@@ -267,6 +268,23 @@ class HopTracer(NoTracer):
     async def close(self) -> None:
         """Exports what it can within a few seconds (never longer: the backend may be down)."""
         await shutdown_provider(self._provider)
+
+
+def hop_data(envelope: dict[str, Any]) -> dict[str, Any]:
+    """What the ``running`` event records about a hop (for ``asya trace``): attempt, queue wait, trace ids.
+
+    Works with tracing off too: the ids are then the caller's ``traceparent``, when there is one.
+    """
+    headers = envelope.get("headers") or {}
+    attempt = headers.get(env.H_ATTEMPT, 1)
+    data: dict[str, Any] = {"attempt": attempt if isinstance(attempt, int) else 1}
+    sent_at = headers.get(env.H_SENT_AT)
+    if isinstance(sent_at, (int, float)):
+        data["queue_wait"] = round(max(0.0, time.time() - sent_at), 6)
+    ids = parse_traceparent(headers.get(TRACEPARENT))
+    if ids:
+        data["trace_id"], data["span_id"] = ids
+    return data
 
 
 def create(settings: TracingSettings | None, actor: str, queue: str, registry: Any, log: Any,

@@ -24,6 +24,7 @@ from asya_cli import stream_cmd
 from asya_cli import paused_cmd
 from asya_cli.common import CliError, transport_settings
 from asya_cli.dev import DevMesh
+from asya_cli import trace_cmd
 from asya_cli.flow import cli as flow_cli
 from asya_cli.values import ValuesError, load_actor
 
@@ -185,6 +186,7 @@ def build_parser(environ: dict[str, str]) -> argparse.ArgumentParser:
     paused_cmd.add_parser(sub, state_default)
     flow_cli.add_parser(sub)
     return parser
+    trace_cmd.add_parser(sub, state_default)
 
 
 def main(argv: list[str] | None = None) -> int:
