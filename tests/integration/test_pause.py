@@ -30,6 +30,7 @@ ACTORS = [
     {"name": "review-quick", "handler": "pause_handlers.review_with_timeout", "resiliency": policy()},
     {"name": "review-env", "handler": "pause_handlers.review_envelope", "handlerMode": "envelope",
      "resiliency": policy()},
+    {"name": "review-fan", "handler": "pause_handlers.pause_and_fan_out", "resiliency": policy()},
     {"name": "publish", "handler": "pause_handlers.publish", "resiliency": policy()},
 ]
 
@@ -145,3 +146,11 @@ def test_expired_pause_fails_with_pause_timeout_and_replay_asks_again(mesh):
     wait_for(lambda: [e.kind for e in mesh.store.events(sent["id"])].count("paused") == 2, 60, 0.05,
              "the replayed envelope to pause again")
     assert mesh.store.get_pause(sent["id"])["actor"] == "review-quick"
+
+
+def test_a_pause_with_fan_out_is_refused_into_error_end(mesh):
+    sent = mesh.send(["review-fan", "publish"], {"doc": 4})
+    record = mesh.wait_final(sent["id"], 60)
+    assert record["status"] == FAILED and record["error"]["type"] == "PauseSpecError"
+    assert "PAUSE needs exactly one output to park, the handler produced 2" in record["error"]["message"]
+    assert mesh.store.get_pause(sent["id"]) is None

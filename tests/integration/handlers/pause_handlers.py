@@ -25,3 +25,10 @@ def review_envelope(envelope):
 def publish(payload):
     """The actor after the pause: acts on the person's input."""
     return {**payload, "published": bool(payload["review"]["approved"])}
+
+
+def pause_and_fan_out(payload):
+    """A contract error: one pause cannot park two outputs."""
+    yield ("PAUSE", {"prompt": "which one?"})
+    yield {"part": 1}
+    yield {"part": 2}
