@@ -9,84 +9,34 @@ outlives the tool's timeout answers ``{status: running, envelope_id, stream_url}
 through elicitation: on protocol 2026-07-28 as an ``InputRequiredResult`` (stateless, any replica
 answers the retry), on 2025-06-18/2025-11-25 as an ``elicitation/create`` request on the call's stream;
 clients without elicitation get a ``paused`` result and use ``asya_resume``. Bearer API keys are checked
-by the SDK's ``BearerAuthBackend`` with :class:`ApiKeyVerifier` (the SDK's ``TokenVerifier`` protocol).
+by the SDK's ``BearerAuthBackend`` (see :mod:`asya_gateway.mcp_http`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-from dataclasses import dataclass
 from typing import Any
 
 import anyio
 import mcp_types as types
 from mcp.server import Server
-from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
-from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, BearerAuthBackend, RequireAuthMiddleware
-from mcp.server.auth.provider import AccessToken
-from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
-from mcp.server.transport_security import TransportSecuritySettings
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
-from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.routing import Route
 
-from asya_common.settings import env_field, load_settings
+from asya_common.settings import load_settings
 from asya_gateway import auth, face_metrics
 from asya_gateway.errors import GatewayError, PauseConflict, PauseInputInvalid, PauseNotFound, UnknownTool
 from asya_gateway.follow import Outcome, failed, follow, progress_message, summary
+from asya_gateway.mcp_http import McpSettings, endpoint
 
 PATH = "/mcp"
 PAUSE_KEY = "asya_pause"
 STATE_PREFIX = "asya1:"
 BUILTINS = ("asya_status", "asya_resume", "asya_cancel")
 _ELICIT_TYPES = {"string", "number", "integer", "boolean"}
-
-
-@dataclass(frozen=True)
-class McpSettings:
-    """Options of the MCP endpoint: host checks (the SDK's DNS-rebinding protection) and session mode."""
-
-    allowed_hosts: tuple = env_field(
-        "ASYA_GATEWAY_ALLOWED_HOSTS", default=(),
-        help="Host headers /mcp accepts, e.g. 'asya-gateway:*,asya-gateway.asya.svc:*' (empty: loopback names "
-             "when bound to loopback, any host otherwise - the bearer key is then the protection)")
-    allowed_origins: tuple = env_field(
-        "ASYA_GATEWAY_ALLOWED_ORIGINS", default=(), help="Origin headers /mcp accepts from browsers")
-    stateless: bool = env_field(
-        "ASYA_GATEWAY_MCP_STATELESS", default=False,
-        help="serve 2025-era MCP clients without sessions, so any replica answers any request (they then get "
-             "'paused' results instead of elicitation); 2026-07-28 clients are stateless either way")
-
-
-def transport_security(settings: McpSettings, loopback: bool) -> TransportSecuritySettings:
-    """The SDK's host/origin checks: configured names, loopback names on loopback, else off."""
-    if settings.allowed_hosts:
-        return TransportSecuritySettings(enable_dns_rebinding_protection=True,
-                                         allowed_hosts=list(settings.allowed_hosts),
-                                         allowed_origins=list(settings.allowed_origins))
-    if loopback:
-        return TransportSecuritySettings(
-            enable_dns_rebinding_protection=True, allowed_hosts=["127.0.0.1:*", "localhost:*", "[::1]:*"],
-            allowed_origins=["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*",
-                             *settings.allowed_origins])
-    return TransportSecuritySettings(enable_dns_rebinding_protection=False)
-
-
-class ApiKeyVerifier:
-    """The SDK's ``TokenVerifier`` over the gateway's API keys: a bearer token is a key, its scopes the key's."""
-
-    def __init__(self, keys: auth.ApiKeys):
-        self.keys = keys
-
-    async def verify_token(self, token: str) -> AccessToken | None:
-        """An ``AccessToken`` naming the key id and scopes, or None for an unknown key."""
-        principal = self.keys.authenticate(token)
-        if principal is None:
-            return None
-        return AccessToken(token="sha256:" + auth.hash_token(token), client_id=principal.key_id,
-                           scopes=sorted(principal.scopes))
 
 
 def _json_text(value: Any) -> list[types.TextContent]:
@@ -368,24 +318,15 @@ def _wait(args: dict[str, Any]) -> float:
 
 
 def build(service: Any, keys: auth.ApiKeys, *, loopback: bool, public_url: str = "",
-          settings: McpSettings | None = None) -> tuple[Any, StreamableHTTPSessionManager]:
+          settings: McpSettings | None = None) -> tuple[Any, Any]:
     """The ``/mcp`` ASGI endpoint and its session manager (whose ``run()`` must wrap the app's lifespan)."""
-    face = McpFace(service, keys, public_url)
-    settings = settings or McpSettings()
-    manager = StreamableHTTPSessionManager(app=face.server, stateless=settings.stateless,
-                                           security_settings=transport_security(settings, loopback))
-    endpoint: Any = StreamableHTTPASGIApp(manager)
-    if not keys.disabled:
-        endpoint = AuthenticationMiddleware(AuthContextMiddleware(RequireAuthMiddleware(endpoint, [])),
-                                            backend=BearerAuthBackend(ApiKeyVerifier(keys)))
-    return endpoint, manager
+    return endpoint(McpFace(service, keys, public_url).server, keys, loopback=loopback, settings=settings)
 
 
 def mount(app: Any, service: Any, *, environ: dict[str, str] | None = None) -> None:
     """Adds ``/mcp`` to the gateway app; the SDK's session manager runs inside the app's lifespan."""
     gateway_settings = app.state.settings
-    endpoint, manager = build(service, app.state.api_keys, loopback=gateway_settings.loopback,
-                              public_url=gateway_settings.public_url,
-                              settings=load_settings(McpSettings, environ))
-    app.router.routes.append(Route(PATH, endpoint=endpoint))
+    asgi, manager = build(service, app.state.api_keys, loopback=gateway_settings.loopback,
+                          public_url=gateway_settings.public_url, settings=load_settings(McpSettings, environ))
+    app.router.routes.append(Route(PATH, endpoint=asgi))
     app.state.lifespan_hooks.append(manager.run)

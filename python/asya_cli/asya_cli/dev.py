@@ -61,14 +61,14 @@ def socket_path(state_dir: Path, actor: str) -> str:
     return f"/tmp/asya-{digest}/{actor}.sock"
 
 
-def crew_specs(state_dir: Path) -> list[ActorSpec]:
+def crew_specs(state_dir: Path, status_db: str | None = None) -> list[ActorSpec]:
     """happy-end and error-end as ordinary actors running the crew handlers."""
     specs = []
     for name, handler in ((env.HAPPY_END, "asya_crew.handlers.happy_end"), (env.ERROR_END, "asya_crew.handlers.error_end")):
         specs.append(ActorSpec(
             name=name, source=Path(__file__),
             runtime_env={"ASYA_ACTOR_NAME": name, "ASYA_HANDLER": handler, "ASYA_HANDLER_MODE": "envelope",
-                         "ASYA_STATUS_DB": str(state_dir / "status.sqlite3")},
+                         "ASYA_STATUS_DB": status_db or str(state_dir / "status.sqlite3")},
             sidecar_env={"ASYA_ACTOR_NAME": name, "ASYA_CONCURRENCY": "4"}))
     return specs
 
@@ -98,7 +98,9 @@ class DevMesh:
         self.reload = reload  # `asya dev --reload` (devwatch.py)
         self.state_dir = state_dir
         self.transport_settings = transport_settings
-        self.actors = [*actors, *(crew_specs(state_dir) if with_crew else [])]
+        # The status store: the state dir's SQLite file, or ASYA_STATUS_DB (a postgresql:// URL) when set.
+        self.status_db = base_env.get("ASYA_STATUS_DB") or str(state_dir / "status.sqlite3")
+        self.actors = [*actors, *(crew_specs(state_dir, self.status_db) if with_crew else [])]
         self.out = out
         self.processes: list[ManagedProcess] = []
         self._stopping = asyncio.Event()
@@ -119,7 +121,7 @@ class DevMesh:
             self.processes.append(ManagedProcess(
                 spec.name, "sidecar", [sys.executable, "-m", "asya_sidecar"],
                 {**common, **transport_env, **sidecar_env, "ASYA_METRICS_PORT": "0",
-                 "ASYA_STATUS_DB": str(state_dir / "status.sqlite3") if with_crew else ""},
+                 "ASYA_STATUS_DB": self.status_db if with_crew else ""},
                 logs / f"{spec.name}.sidecar.log"))
         if with_crew:  # the gateway reads the store the crew writes (dev_gateway.py)
             crew_db = next(s.runtime_env["ASYA_STATUS_DB"] for s in self.actors if s.name == env.HAPPY_END)
