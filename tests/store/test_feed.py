@@ -114,3 +114,35 @@ def test_concurrent_writers_never_let_a_reader_skip_a_seq(store_url):
 
     for seen in asyncio.run(main()):
         assert [e.data["i"] for e in seen if e.kind == FLY] == list(range(60))
+
+
+def test_postgres_listener_reconnects_after_its_connection_is_killed(postgres_url):
+    """pg_terminate_backend on the LISTEN connection: the feed reconnects and keeps waking on NOTIFY."""
+    import psycopg
+
+    store = open_store(postgres_url)
+    root = env.make_envelope(["llm"], "hi")
+    store.create(root)
+
+    async def main():
+        feed = await EventFeed(store, poll_interval=3600).start()
+        assert feed.listening
+        listeners = ("SELECT pid FROM pg_stat_activity WHERE query LIKE 'LISTEN asya_events%' "
+                     "AND pid <> pg_backend_pid()")
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            [(old_pid,)] = admin.execute(listeners).fetchall()
+            admin.execute("SELECT pg_terminate_backend(?)".replace("?", "%s"), (old_pid,))
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 30
+            while [row[0] for row in admin.execute(listeners).fetchall()] in ([], [old_pid]) or not feed.listening:
+                assert loop.time() < deadline, "the feed did not LISTEN again"
+                await asyncio.sleep(0.05)
+        task = asyncio.create_task(collect(feed, root["id"]))
+        await asyncio.sleep(0)
+        await asyncio.to_thread(write_chunks, store, root["id"], 5)
+        seen = await asyncio.wait_for(task, 30)
+        await feed.close()
+        return seen
+
+    seen = asyncio.run(main())
+    assert [e.data["i"] for e in seen if e.kind == FLY] == list(range(5))

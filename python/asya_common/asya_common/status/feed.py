@@ -37,7 +37,6 @@ class EventFeed:
         self._task: asyncio.Task | None = None
         self._listener: threading.Thread | None = None
         self._stop = threading.Event()
-        self._listen_conn: Any = None
         self.listening = False  # True once PostgreSQL LISTEN is active
 
     async def start(self) -> "EventFeed":
@@ -62,26 +61,33 @@ class EventFeed:
     async def _start_listener(self) -> None:
         loop = asyncio.get_running_loop()
         ready = threading.Event()
-        conn = await asyncio.to_thread(self.store._db.listen_connection)
-        self._listen_conn = conn
 
         def listen() -> None:
-            self.listening = True
-            ready.set()
-            try:
-                while not self._stop.is_set():
-                    for _ in conn.notifies(timeout=0.5, stop_after=1):
-                        loop.call_soon_threadsafe(self._wake.set)
-            except Exception:  # noqa: BLE001 - connection lost: polling keeps the feed going
-                pass
-            finally:
-                self.listening = False
-                with contextlib.suppress(Exception):
-                    conn.close()
+            """LISTEN until closed; a lost connection is re-opened (polling covers the gap)."""
+            while not self._stop.is_set():
+                try:
+                    conn = self.store._db.listen_connection()
+                except Exception:  # noqa: BLE001 - server unreachable: poll meanwhile, retry
+                    ready.set()
+                    self._stop.wait(1.0)
+                    continue
+                self.listening = True
+                ready.set()
+                loop.call_soon_threadsafe(self._wake.set)  # catch up on anything written while not listening
+                try:
+                    while not self._stop.is_set():
+                        for _ in conn.notifies(timeout=0.5, stop_after=1):
+                            loop.call_soon_threadsafe(self._wake.set)
+                except Exception:  # noqa: BLE001 - connection lost: reconnect
+                    pass
+                finally:
+                    self.listening = False
+                    with contextlib.suppress(Exception):
+                        conn.close()
 
         self._listener = threading.Thread(target=listen, name="asya-event-listen", daemon=True)
         self._listener.start()
-        await asyncio.to_thread(ready.wait, 5)
+        await asyncio.to_thread(ready.wait, 10)
 
     async def _tail(self) -> None:
         while True:
