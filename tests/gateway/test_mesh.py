@@ -29,9 +29,10 @@ ACTORS = [
 
 
 @pytest.fixture(scope="module")
-def mesh(tmp_path_factory):
+def mesh(tmp_path_factory, backend):
+    """``asya dev`` with its gateway, on the SQLite file of its state dir or on PostgreSQL (ASYA_STATUS_DB)."""
     tmp = tmp_path_factory.mktemp("mesh")
-    mesh = Mesh(tmp, ACTORS)
+    mesh = Mesh(tmp, ACTORS, env={"ASYA_STATUS_DB": backend.location} if backend.name == "postgres" else None)
     (mesh.values_dir / HANDLERS.name).write_text(HANDLERS.read_text())
     mesh.start()
     try:

@@ -37,11 +37,11 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def mesh(tmp_path_factory):
+def mesh(tmp_path_factory, backend):
     tmp = tmp_path_factory.mktemp("trace")
     actors = [*ACTORS, {"name": "broken", "handler": "gw_handlers.split",
                         "resiliency": {"policies": {"default": {"maxAttempts": 1}}}}]
-    mesh = Mesh(tmp, actors)
+    mesh = Mesh(tmp, actors, env={"ASYA_STATUS_DB": backend.location} if backend.name == "postgres" else None)
     (mesh.values_dir / HANDLERS.name).write_text(HANDLERS.read_text())
     mesh.start()
     try:
