@@ -18,6 +18,7 @@ from pathlib import Path
 from asya_common.settings import load_settings
 from asya_common.transport import QueueSpec, TransportSettings, create_transport
 from benchmarks.pipeline import run_relay, run_sidecar, sqlite_settings
+from benchmarks.tracing import print_rows as print_tracing, tracing_rows
 from tests.support.brokers import start_local
 
 
@@ -41,6 +42,7 @@ async def main() -> None:
     parser.add_argument("--latency-n", type=int, default=200, help="envelopes in the paced latency run")
     parser.add_argument("--rate", type=float, default=50.0, help="paced latency run: envelopes per second")
     parser.add_argument("--concurrency", default="1,8")
+    parser.add_argument("--no-tracing", action="store_true", help="skip the tracing on/off rows (benchmarks/tracing.py)")
     args = parser.parse_args()
     rows = []
     for kind in args.transports.split(","):
@@ -69,6 +71,8 @@ async def main() -> None:
         finally:
             if server is not None:
                 server.stop()
+    if not args.no_tracing:
+        print_tracing(await tracing_rows(args.n, args.latency_n, args.rate, 1))
 
 
 def _print_row(kind, concurrency, sidecar, relay, header=False):

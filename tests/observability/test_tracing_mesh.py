@@ -169,7 +169,7 @@ def test_one_trace_with_fan_out_and_retry_continues_the_callers_traceparent(tmp_
         mesh.stop()
 
 
-def test_a_malformed_traceparent_starts_a_new_trace_and_is_logged(tmp_path, jaeger):
+def test_a_malformed_traceparent_starts_a_new_trace_and_is_logged_and_the_gateway_continues_one(tmp_path, jaeger):
     mesh = start_mesh(tmp_path, jaeger.otlp_endpoint, None, actors=[
         {"name": "relay", "handler": "trace_handlers.relay", "resiliency": policy(1)}])
     try:
@@ -194,6 +194,19 @@ def test_a_malformed_traceparent_starts_a_new_trace_and_is_logged(tmp_path, jaeg
         assert started != new_trace
         spans = wait_trace(jaeger, started, lambda s: len(hops(s, "relay")) == 1)
         assert hops(spans, "relay")[0]["parent"] is None
+
+        # The dev gateway continues an HTTP caller's W3C trace context (POST /envelopes).
+        import httpx
+
+        url = wait_for(lambda: (mesh.state / "gateway.url").exists() and (mesh.state / "gateway.url").read_text().strip(),
+                       60, what="the dev gateway's URL")
+        trace_id, span_id = uuid.uuid4().hex, uuid.uuid4().hex[:16]
+        response = httpx.post(f"{url}/envelopes", json={"route": ["relay"], "payload": {"via": "gateway"}},
+                              headers={"traceparent": f"00-{trace_id}-{span_id}-01"}, timeout=30)
+        assert response.status_code == 202, response.text
+        assert mesh.wait_final(response.json()["id"], timeout=60)["status"] == "succeeded"
+        spans = wait_trace(jaeger, trace_id, lambda s: len(hops(s, "relay")) == 1)
+        assert hops(spans, "relay")[0]["parent"] == span_id
     finally:
         mesh.stop()
 

@@ -6,6 +6,7 @@ import asyncio
 import sys
 
 from asya_common.logging import configure_logging
+from asya_common.otel import TracingSettings
 from asya_common.settings import SettingsError, load_settings
 from asya_common.transport import TransportSettings
 from asya_controller.app import Controller
@@ -17,11 +18,12 @@ def main() -> None:
     try:
         settings = load_settings(ControllerSettings)
         transport = load_settings(TransportSettings)
+        tracing = load_settings(TracingSettings)
     except (SettingsError, ValueError) as exc:
         print(f"asya-controller: {exc}", file=sys.stderr)
         sys.exit(2)
     configure_logging("controller", settings.log_level)
-    sys.exit(asyncio.run(Controller(settings, transport).run()))
+    sys.exit(asyncio.run(Controller(settings, transport, tracing).run()))
 
 
 if __name__ == "__main__":

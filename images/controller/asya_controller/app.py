@@ -22,6 +22,8 @@ from asya_controller.metrics import RECONCILES
 from asya_controller.dlq_monitor import DLQMonitor
 from asya_controller.reconciler import Reconciler, RetryLater
 from asya_controller.settings import ControllerSettings
+from asya_common.otel import TracingSettings
+from asya_controller.tracing import ControllerTracer
 from asya_controller.watcher import Backoff, DeploymentWatcher, WorkQueue
 
 log = structlog.get_logger()
@@ -30,8 +32,10 @@ log = structlog.get_logger()
 class Controller:
     """One controller replica."""
 
-    def __init__(self, settings: ControllerSettings, transport_settings: TransportSettings):
+    def __init__(self, settings: ControllerSettings, transport_settings: TransportSettings,
+                 tracing_settings: TracingSettings | None = None):
         self.settings = settings
+        self.tracer = ControllerTracer(tracing_settings)
         self.transport_settings = transport_settings
         self.transport: Transport | None = None
         self.kube: KubeClient | None = None
@@ -74,7 +78,8 @@ class Controller:
         while True:
             key, obj, deleted = await self.queue.get()
             try:
-                await self.reconciler.reconcile(obj, deleted)
+                await self.tracer.traced(f"reconcile {'/'.join(key)}", self.reconciler.reconcile(obj, deleted),
+                                         deleted=deleted)
                 backoffs.pop(key, None)
                 RECONCILES.labels("ok").inc()
             except RetryLater as exc:
@@ -133,5 +138,6 @@ class Controller:
                 await self.transport.close()
             if self.kube is not None:
                 await self.kube.close()
+            await self.tracer.close()
             health.stop()
             log.info("stopped")

@@ -19,6 +19,7 @@ from starlette.routing import Route
 from asya_gateway import errors
 from asya_gateway.auth import Principal, bearer_token
 from asya_gateway.errors import GatewayError
+from asya_gateway.tracing import trace_headers
 
 
 def service_of(request: Request) -> Any:
@@ -104,7 +105,7 @@ async def submit(request: Request) -> Response:
         raise errors.BadRequest("'arguments' must be a JSON object")
     record = await service_of(request).submit(
         tool=body.get("tool"), arguments=body.get("arguments"), route=body.get("route"),
-        payload=body.get("payload"), headers=body.get("headers"), principal=principal)
+        payload=body.get("payload"), headers=trace_headers(request.headers, body.get("headers")), principal=principal)
     links = urls(request, record["id"])
     return JSONResponse({**record, **links}, status_code=202, headers={"Location": links["status_url"]})
 

@@ -74,12 +74,21 @@ def parse_traceparent(value: Any) -> tuple[str, str] | None:
     return match.group(2), match.group(3)
 
 
+_COUNTERS: dict[int, tuple[Any, Any]] = {}
+
+
 def drop_counter(registry: Any) -> Any:
-    """Registers ``asya_trace_spans_dropped_total{reason}`` in ``registry`` (always, so dashboards see 0)."""
+    """``asya_trace_spans_dropped_total{reason}`` in ``registry``, registered once per registry (always, so
+    dashboards see 0)."""
     from prometheus_client import Counter
 
-    return Counter("asya_trace_spans_dropped", "Spans not exported: queue_full or export_failed", ["reason"],
-                   registry=registry)
+    known = _COUNTERS.get(id(registry))
+    if known is not None and known[0] is registry:
+        return known[1]
+    counter = Counter("asya_trace_spans_dropped", "Spans not exported: queue_full or export_failed", ["reason"],
+                      registry=registry)
+    _COUNTERS[id(registry)] = (registry, counter)
+    return counter
 
 
 def _parse_headers(raw: str) -> dict[str, str]:

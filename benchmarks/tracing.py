@@ -1,0 +1,87 @@
+"""Tracing on vs off: the 3-actor pipeline of :mod:`benchmarks.pipeline` with OpenTelemetry export.
+
+Rows: tracing off; on, exporting to a real Jaeger (when built: ``make tools-jaeger``); on, with the
+backend down (nothing listens on the OTLP port: every export fails, spans are dropped and counted).
+The target is >= 0.9x of the tracing-off throughput in both "on" rows.
+
+Usage: ``python -m benchmarks.tracing [-n 2000] [--latency-n 200] [--rate 50] [--concurrency 1]``
+(also printed by ``make bench``, on the embedded SQLite queue).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from benchmarks.pipeline import run_sidecar, sqlite_settings
+from tests.support.require import free_port
+
+_OTEL = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_BSP_SCHEDULE_DELAY", "OTEL_EXPORTER_OTLP_TIMEOUT_SECONDS")
+
+
+@contextmanager
+def _otel_env(endpoint: str | None) -> Iterator[None]:
+    """Sets (or clears) the OTLP endpoint the pipeline's sidecars inherit."""
+    saved = {k: os.environ.get(k) for k in _OTEL}
+    for key in _OTEL:
+        os.environ.pop(key, None)
+    if endpoint:
+        os.environ.update({"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_EXPORTER_OTLP_TIMEOUT_SECONDS": "2"})
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+async def tracing_rows(n: int, latency_n: int, rate: float, concurrency: int) -> list[tuple[str, dict]]:
+    """Measures the pipeline with tracing off, on (Jaeger) and on (backend down)."""
+    from tests.observability.jaeger import Jaeger, jaeger_binary
+
+    variants: list[tuple[str, str | None]] = [("off", None)]
+    jaeger = None
+    binary = jaeger_binary()
+    if binary is not None:
+        jaeger = Jaeger(binary, Path(tempfile.mkdtemp(prefix="asya-bench-jaeger-"))).start()
+        variants.append(("on, Jaeger", jaeger.otlp_endpoint))
+    variants.append(("on, backend down", f"http://127.0.0.1:{free_port()}"))
+    rows = []
+    try:
+        for name, endpoint in variants:
+            with _otel_env(endpoint):
+                rows.append((name, await run_sidecar(sqlite_settings(), concurrency, n, latency_n, rate)))
+    finally:
+        if jaeger is not None:
+            jaeger.stop()
+    return rows
+
+
+def print_rows(rows: list[tuple[str, dict]]) -> None:
+    """One line per variant with the throughput ratio to tracing off."""
+    base = rows[0][1]["hops_per_s"]
+    print(f"{'tracing (sqlite)':<18} | {'hops/s':>8} {'vs off':>7} | {'p50/p99 ms':>14}")
+    for name, row in rows:
+        print(f"{name:<18} | {row['hops_per_s']:>8.0f} {row['hops_per_s'] / base:>6.2f}x | "
+              f"{row['p50_ms']:>6.1f}/{row['p99_ms']:<7.1f}")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("-n", type=int, default=2000)
+    parser.add_argument("--latency-n", type=int, default=200)
+    parser.add_argument("--rate", type=float, default=50.0)
+    parser.add_argument("--concurrency", type=int, default=1)
+    args = parser.parse_args()
+    print_rows(await tracing_rows(args.n, args.latency_n, args.rate, args.concurrency))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
