@@ -32,3 +32,11 @@ def pause_and_fan_out(payload):
     yield ("PAUSE", {"prompt": "which one?"})
     yield {"part": 1}
     yield {"part": 2}
+
+
+def stream_then_fan_out(payload):
+    """Streams tokens, then fans out into ``payload['parts']`` children."""
+    for i in range(payload["tokens"]):
+        yield ("FLY", {"token": i})
+    for part in range(payload["parts"]):
+        yield {"part": part, "review": {"approved": part % 2 == 0}}
