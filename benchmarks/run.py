@@ -43,6 +43,8 @@ async def main() -> None:
     parser.add_argument("--rate", type=float, default=50.0, help="paced latency run: envelopes per second")
     parser.add_argument("--concurrency", default="1,8")
     parser.add_argument("--no-tracing", action="store_true", help="skip the tracing on/off rows (benchmarks/tracing.py)")
+    parser.add_argument("--gateway-backends", default="sqlite,postgres",
+                        help="status stores of the gateway rows (benchmarks/gateway.py); empty = no gateway rows")
     args = parser.parse_args()
     rows = []
     for kind in args.transports.split(","):
@@ -73,6 +75,10 @@ async def main() -> None:
                 server.stop()
     if not args.no_tracing:
         print_tracing(await tracing_rows(args.n, args.latency_n, args.rate, 1))
+    if args.gateway_backends:  # FLY latency, submit throughput, submit-to-final, 1,000 SSE clients
+        from benchmarks import gateway
+
+        await asyncio.to_thread(gateway.main, ["--backends", args.gateway_backends])
 
 
 def _print_row(kind, concurrency, sidecar, relay, header=False):
