@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import importlib.util
-import os
 from collections import deque
 from pathlib import Path
 from typing import Any, Callable
@@ -30,11 +29,12 @@ class Sim:
     """Runs envelopes to happy-end / error-end; fan-in state lives in a real status-store file."""
 
     def __init__(self, compiled: list, compiled_dir: Path, actors: dict[str, Callable], store_path: Path):
-        os.environ["ASYA_STATUS_DB"] = str(store_path)
-        os.environ["ASYA_FANIN_TIMEOUT"] = "600"
+        from asya_common.settings import Duration
         from asya_crew import fanin
 
-        fanin._store = None
+        # the real handler on its own store, without touching os.environ (subprocesses of later tests inherit it)
+        fanin._settings = fanin.FanInSettings(status_db=str(store_path), timeout=Duration(600.0))
+        fanin._store = fanin.FanInStore(str(store_path))
         self.fan_in = fanin.fan_in
         self.handlers: dict[str, tuple[str, Callable]] = {n: ("payload", f) for n, f in actors.items()}
         for flow in compiled:
