@@ -283,7 +283,7 @@ def test_gpu_actor_requests_the_gpu_and_lands_on_gpu_nodes(rendered):
 
 def test_scaling_off_runs_fixed_replicas_without_keda(rendered):
     objects = rendered("asya-actor/ci/scaling-off-values.yaml")
-    assert {o["kind"] for o in objects} == {"Deployment"}
+    assert {o["kind"] for o in objects} == {"Deployment", "NetworkPolicy"}  # NetworkPolicy: on by default
     deployment = one(objects, "Deployment")
     assert deployment["spec"]["replicas"] == 3
     assert deployment["metadata"]["annotations"]["asya.sh/queue-deletion"] == "delete"

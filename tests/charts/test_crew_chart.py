@@ -76,7 +76,6 @@ def test_postgres_option_refuses_a_leftover_claim_or_another_secret(built_charts
     import pytest
 
     with pytest.raises(helpers.HelmError, match="still mounts a claim"):
-        helpers.render(chart, values, sets=["happy-end.extraVolumes[0].name=s",
-                                            "happy-end.extraVolumes[0].persistentVolumeClaim.claimName=c"])
+        helpers.render(chart, values, sets=["happy-end.crewStatusStore.mountPath=/var/lib/asya/status"])
     with pytest.raises(helpers.HelmError, match="must come from secretKeyRef other-db/url"):
         helpers.render(chart, values, sets=["statusStore.postgres.existingSecret=other-db"])

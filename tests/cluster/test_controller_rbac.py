@@ -21,11 +21,13 @@ from tests.support.cluster import REPO
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(240)]
 
 
-def _install(control_plane, helm, tmp_path, release: str, namespace: str, watch: list[str]) -> str:
+def _install(control_plane, helm, tmp_path, release: str, namespace: str, watch: list[str],
+             cluster_wide: bool = False) -> str:
     env = {**os.environ, "KUBECONFIG": str(control_plane.kubeconfig), "HELM_CACHE_HOME": str(tmp_path / "h"),
            "HELM_CONFIG_HOME": str(tmp_path / "h"), "HELM_DATA_HOME": str(tmp_path / "h")}
     proc = subprocess.run([str(helm), "install", release, str(REPO / "charts/asya-controller"), "-n", namespace,
-                           "--set", "transport.type=sqs", "--set-json", f"watchNamespaces={json.dumps(watch)}"],
+                           "--set", "transport.type=sqs", "--set-json", f"watchNamespaces={json.dumps(watch)}",
+                           "--set", f"clusterWide={str(cluster_wide).lower()}"],
                           capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     return f"{release}-asya-controller"
@@ -113,7 +115,7 @@ def test_all_namespaces_install_uses_a_cluster_role_with_the_same_few_rights(con
     home, anywhere = f"ctl-{uuid.uuid4().hex[:6]}", f"any-{uuid.uuid4().hex[:6]}"
     for ns in (home, anywhere):
         control_plane.kubectl("create", "namespace", ns)
-    fullname = _install(control_plane, helm, tmp_path, "all", home, [])
+    fullname = _install(control_plane, helm, tmp_path, "all", home, [], cluster_wide=True)
     token = control_plane.service_account_token(home, fullname)
     sa = control_plane.write_kubeconfig(f"sa-{home}", f"system:serviceaccount:{home}:{fullname}", token, home)
     assert _can(control_plane, sa, "watch", "deployments.apps", None)
@@ -123,3 +125,19 @@ def test_all_namespaces_install_uses_a_cluster_role_with_the_same_few_rights(con
                                ("list", "secrets", None), ("create", "leases.coordination.k8s.io", anywhere),
                                ("list", "pods", None)]:
         assert not _can(control_plane, sa, verb, resource, ns), (verb, resource, ns)
+
+
+def test_default_install_is_namespace_scoped(control_plane, helm, tmp_path):
+    """Issue 10: without ``clusterWide: true`` the controller manages its own namespace only (before: every namespace)."""
+    home, elsewhere = f"ctl-{uuid.uuid4().hex[:6]}", f"else-{uuid.uuid4().hex[:6]}"
+    for ns in (home, elsewhere):
+        control_plane.kubectl("create", "namespace", ns)
+    fullname = _install(control_plane, helm, tmp_path, "own", home, [])
+    token = control_plane.service_account_token(home, fullname)
+    sa = control_plane.write_kubeconfig(f"sa-{home}", f"system:serviceaccount:{home}:{fullname}", token, home)
+    assert _can(control_plane, sa, "patch", "deployments.apps", home)
+    for verb, resource, ns in [("list", "deployments.apps", None), ("patch", "deployments.apps", elsewhere),
+                               ("create", "events", elsewhere)]:
+        assert not _can(control_plane, sa, verb, resource, ns), (verb, resource, ns)
+    env = _chart_env(control_plane, home, fullname, pod=f"{fullname}-0")
+    assert env["ASYA_CONTROLLER_NAMESPACES"] == home

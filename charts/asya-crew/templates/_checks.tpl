@@ -18,10 +18,8 @@ or, with statusStore.postgres.existingSecret, the URL from that Secret (and then
 {{- if or (ne (toString (dig "name" "" $ref)) $pg.existingSecret) (ne (toString (dig "key" "" $ref)) $pg.urlKey) -}}
 {{- fail (printf "%s.env ASYA_STATUS_DB must come from secretKeyRef %s/%s (statusStore.postgres); see ci/postgres-values.yaml" $actor $pg.existingSecret $pg.urlKey) -}}
 {{- end -}}
-{{- range $values.extraVolumes -}}
-{{- if hasKey . "persistentVolumeClaim" -}}
-{{- fail (printf "%s.extraVolumes still mounts a claim: with statusStore.postgres the crew needs no volume (set extraVolumes: [])" $actor) -}}
-{{- end -}}
+{{- if (default dict $values.crewStatusStore).mountPath -}}
+{{- fail (printf "%s.crewStatusStore still mounts a claim: with statusStore.postgres the crew needs no volume (set crewStatusStore.mountPath: \"\")" $actor) -}}
 {{- end -}}
 {{- else if ne (toString (dig "value" "" $entry)) $want -}}
 {{- fail (printf "%s.env.ASYA_STATUS_DB must be %s (statusStore.mountPath + /status.sqlite3)" $actor $want) -}}

@@ -73,3 +73,7 @@ class SidecarSettings:
             raise ValueError(f"ASYA_CONCURRENCY must be >= 1, got {self.concurrency}")
         if self.lease_seconds < 1:
             raise ValueError(f"ASYA_LEASE_SECONDS must be >= 1, got {self.lease_seconds}")
+        if self.actor_timeout <= 0:
+            raise ValueError(f"ASYA_ACTOR_TIMEOUT must be more than 0s, got {self.actor_timeout:g}")
+        if self.runtime_connect_timeout <= 0:
+            raise ValueError(f"ASYA_RUNTIME_CONNECT_TIMEOUT must be more than 0s, got {self.runtime_connect_timeout:g}")

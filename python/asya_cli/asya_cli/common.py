@@ -11,6 +11,7 @@ from pathlib import Path
 from asya_common.settings import load_settings
 from asya_common.transport import TransportSettings
 from asya_cli.dev import read_dev_file
+from asya_cli.local_access import restore
 
 
 class CliError(Exception):
@@ -26,9 +27,16 @@ def transport_settings(args: argparse.Namespace, environ: dict[str, str]) -> Tra
     source = dict(environ)
     recorded = read_dev_file(state_dir)
     if recorded and not getattr(args, "transport", None):
-        source.update(recorded["transport"])
+        try:
+            source.update(restore(recorded, environ))
+        except KeyError as exc:
+            raise CliError(exc.args[0]) from None
     if getattr(args, "transport", None):
         source["ASYA_TRANSPORT"] = args.transport
     if source.get("ASYA_SQLITE_PATH", TransportSettings.sqlite_path) == TransportSettings.sqlite_path:
         source["ASYA_SQLITE_PATH"] = str(state_dir / "queues.sqlite3")
-    return load_settings(TransportSettings, source)
+    settings = load_settings(TransportSettings, source)
+    if settings.kind == "sqlite" and not state_dir.is_dir():  # never a new, empty mesh in a mistyped dir
+        raise CliError(f"state dir {state_dir} does not exist (start `asya dev` with it, or pass the "
+                       "--state-dir of a running mesh)")
+    return settings

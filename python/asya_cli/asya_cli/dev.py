@@ -15,7 +15,6 @@ import json
 import signal
 import sys
 import time
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -24,7 +23,7 @@ from asya_common import envelope as env
 from asya_common.protocol import RESTART_EXIT_CODE
 from asya_common.settings import to_env
 from asya_common.transport import QueueSpec, TransportSettings, create_transport
-from asya_cli import dev_gateway
+from asya_cli import dev_gateway, local_access
 from asya_cli.values import ActorSpec
 
 CONFIG_EXIT_CODES = (2, 3)  # runtime/sidecar: invalid configuration / handler failed to load
@@ -57,8 +56,7 @@ def socket_path(state_dir: Path, actor: str) -> str:
     candidate = state_dir / "sockets" / f"{actor}.sock"
     if len(str(candidate)) < 100:
         return str(candidate)
-    digest = hashlib.sha1(str(state_dir).encode()).hexdigest()[:10]
-    return f"/tmp/asya-{digest}/{actor}.sock"
+    return str(local_access.private_socket_dir() / f"{actor}.sock")  # fresh and 0700, never reused
 
 
 def crew_specs(state_dir: Path, status_db: str | None = None) -> list[ActorSpec]:
@@ -120,7 +118,7 @@ class DevMesh:
                 {**common, **runtime_env, "PYTHONPATH": pythonpath}, logs / f"{spec.name}.runtime.log"))
             self.processes.append(ManagedProcess(
                 spec.name, "sidecar", [sys.executable, "-m", "asya_sidecar"],
-                {**common, **transport_env, **sidecar_env, "ASYA_METRICS_PORT": "0",
+                {**common, **transport_env, **sidecar_env, "ASYA_METRICS_PORT": "0", "ASYA_METRICS_HOST": "127.0.0.1",
                  "ASYA_STATUS_DB": self.status_db if with_crew else ""},
                 logs / f"{spec.name}.sidecar.log"))
         if with_crew:  # the gateway reads the store the crew writes (dev_gateway.py)
@@ -131,7 +129,7 @@ class DevMesh:
 
     async def prepare(self) -> None:
         """Creates every queue and DLQ (actors and crew) and records the transport for ``asya send``."""
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        local_access.lock_down(self.state_dir)  # umask 0077: every file of the mesh is owner-only
         (self.state_dir / "logs").mkdir(exist_ok=True)
         prefix = self.transport_settings.queue_prefix
         async with create_transport(self.transport_settings) as transport:
@@ -144,7 +142,7 @@ class DevMesh:
                         print(f"warning: queue {result.queue} exists with different settings {result.drift}; "
                               "left as is", file=self.out)
         (self.state_dir / DEV_FILE).write_text(json.dumps({
-            "transport": to_env(self.transport_settings),
+            **local_access.redact(to_env(self.transport_settings)),  # no credential in clear
             "actors": [s.name for s in self.actors], "pid": os.getpid()}, indent=2))
 
     def stop(self) -> None:
@@ -236,6 +234,19 @@ class DevMesh:
             await asyncio.gather(*(p.wait() for p in alive))
 
     async def _display(self) -> None:
+        """Prints the table whenever it changes; a broker that goes away is waited for, never fatal."""
+        while True:
+            try:
+                await self._display_rows()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - broker restarting: say so, reconnect
+                self.out.write(f"[{time.strftime('%H:%M:%S')}] broker unreachable ({type(exc).__name__}: "
+                               f"{str(exc)[:200]}); retrying\n")
+                self.out.flush()
+                await asyncio.sleep(2.0)
+
+    async def _display_rows(self) -> None:
         last = None
         async with create_transport(self.transport_settings) as transport:
             while True:

@@ -8,7 +8,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -193,10 +195,15 @@ def main(argv: list[str] | None = None) -> int:
     """Runs the ``asya`` command; returns its exit code."""
     environ = dict(os.environ)
     args = build_parser(environ).parse_args(argv)
+    logging.getLogger().addHandler(logging.NullHandler())  # client libraries' retry logs are not our one line
     try:
         return args.func(args, environ)
     except (CliError, SettingsError) as exc:
         print(f"asya {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except sqlite3.Error as exc:  # a corrupt or locked queue/status database: one line, no traceback
+        print(f"asya {args.command}: a database in state dir {getattr(args, 'state_dir', '?')} cannot be used: "
+              f"{exc} (locked by another process, or not an asya database)", file=sys.stderr)
         return 2
 
 

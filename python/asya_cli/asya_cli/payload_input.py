@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from asya_common import envelope as env
+from asya_common import strictjson
 from asya_common.status_store import StatusStore, is_settled
 from asya_common.transport import TransportError, create_transport
 from asya_cli.common import CliError, transport_settings
@@ -24,9 +25,15 @@ from asya_cli.common import CliError, transport_settings
 
 def _parse(text: str, where: str) -> Any:
     try:
-        return json.loads(text)
+        json.loads(text)
     except json.JSONDecodeError as exc:
         raise CliError(f"{where} is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except (ValueError, RecursionError):
+        pass  # named below
+    try:  # strict: no NaN/Infinity, no invalid Unicode (a lone surrogate), no absurd nesting
+        return strictjson.loads(text, what=where)
+    except strictjson.NotStrictJSON as exc:
+        raise CliError(exc.reason) from None
 
 
 def _read_source(source: str, stdin: TextIO, what: str) -> tuple[str, str]:
@@ -37,6 +44,8 @@ def _read_source(source: str, stdin: TextIO, what: str) -> tuple[str, str]:
         return Path(source).read_text(encoding="utf-8"), f"{what} file {source}"
     except OSError as exc:
         raise CliError(f"cannot read {what} file {source}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise CliError(f"{what} file {source} is not UTF-8 ({exc.reason} at byte {exc.start})") from None
 
 
 def read_payload(argument: str, stdin: TextIO = sys.stdin) -> Any:

@@ -34,7 +34,7 @@ def replay_envelope(store: StatusStore, envelope_id: str) -> tuple[str, dict[str
     if status != FAILED or envelope is None:
         raise ReplayError(f"envelope {envelope_id!r} is {status}, only failed envelopes can be replayed")
     error = envelope.get("headers", {}).get(env.H_ERROR) or {}
-    if error.get("type") == "MalformedEnvelope":
+    if error.get("type") == "MalformedEnvelope" or env.H_RAW_BODY in (envelope.get("headers") or {}):
         raise ReplayError(f"envelope {envelope_id!r} was never a valid envelope ({error.get('message')}); its raw "
                           f"bytes are kept in header {env.H_RAW_BODY} (base64) of `asya status` for a person to fix")
     actor = error.get("actor")

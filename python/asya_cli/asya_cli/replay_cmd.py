@@ -63,15 +63,15 @@ def run(store: Any, args: argparse.Namespace, environ: dict[str, str]) -> int:
 
     async def publish() -> None:
         async with create_transport(settings) as transport:
-            for _, actor, envelope in planned:
+            for envelope_id, actor, envelope in planned:
                 await transport.send(env.queue_name(actor, settings.queue_prefix), env.dumps(envelope))
+                store.reset(envelope_id)  # only once its replay is durably published
 
-    for envelope_id, _, _ in planned:
-        store.reset(envelope_id)
     try:
         asyncio.run(publish())
-    except TransportError as exc:
-        raise CliError(f"cannot publish the replay: {exc}") from None
+    except (TransportError, OSError) as exc:
+        raise CliError(f"cannot publish the replay ({type(exc).__name__}: {str(exc)[:300]}); "
+                       "the record is unchanged") from None
     for envelope_id, actor, _ in planned:
         print(f"{envelope_id} replayed to {actor}")
     if not args.wait:

@@ -118,13 +118,13 @@ def load_actor(path: str | Path, layers: list[Path] = (), chart_dir: Path = CHAR
     values: dict[str, Any] = {}
     for layer in [*layers, path]:
         values = deep_merge(values, _load_yaml(Path(layer)))
+    problem = actor_name_problem(values["name"]) if isinstance(values.get("name"), str) and values["name"] else None
+    if problem:  # before the schema, whose message for a reserved name would not say why
+        raise ValuesError(f"{path}: name: {problem}; choose another actor name")
     values = _validate_against_chart(path, values, chart_dir)
     for key in ("name", "handler"):
         if not isinstance(values.get(key), str) or not values[key]:
             raise ValuesError(f"{path}: '{key}' is required")
-    problem = actor_name_problem(values["name"])
-    if problem:
-        raise ValuesError(f"{path}: name: {problem}; choose another actor name")
     runtime_env, sidecar_env = _container_env(values, path)
     default_runtime, default_sidecar = _container_env(
         deep_merge(_load_yaml(chart_dir / "values.yaml"), {k: values[k] for k in ("name", "handler")}), path)

@@ -38,6 +38,7 @@ class Duration(float):
 
 
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+MAX_DURATION_SECONDS = 365 * 24 * 3600.0
 
 
 def parse_duration(raw: str | float | int) -> float:
@@ -58,6 +59,8 @@ def parse_duration(raw: str | float | int) -> float:
             raise ValueError(f"{raw!r} is not a duration (examples: 30, 1.5s, 500ms, 2m, 1h)") from None
     if seconds < 0:
         raise ValueError(f"{raw!r} is negative")
+    if not seconds <= MAX_DURATION_SECONDS:  # also refuses nan and inf
+        raise ValueError(f"{raw!r} is not a sensible duration (at most {MAX_DURATION_SECONDS:.0f}s, one year)")
     return seconds
 
 
