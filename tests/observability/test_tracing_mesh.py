@@ -11,6 +11,7 @@ log lines carrying the trace and span ids. ``asya trace ID`` lists the same hops
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from asya_common.settings import to_env
 from tests.observability.jaeger import Jaeger, jaeger_binary, spans_of
 from tests.support.mesh import Mesh
 from tests.support.require import require, wait_for
@@ -59,17 +61,20 @@ def transport(request):
     return replace(request.getfixturevalue("rabbitmq_settings"), queue_prefix=f"tr{uuid.uuid4().hex[:8]}-")
 
 
-def start_mesh(tmp_path: Path, endpoint: str, transport, actors=ACTORS, extra_env=None) -> Mesh:
-    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_BSP_SCHEDULE_DELAY": "100",
-           "OTEL_EXPORTER_OTLP_TIMEOUT_SECONDS": "2", **(extra_env or {})}
+def start_mesh(tmp_path: Path, endpoint: str | None, transport, actors=ACTORS, extra_env=None) -> Mesh:
+    """``asya dev`` with tracing on through the standard env (or, when ``endpoint`` is None, the values files)."""
+    env = {"OTEL_BSP_SCHEDULE_DELAY": "100", "OTEL_EXPORTER_OTLP_TIMEOUT_SECONDS": "2", **(extra_env or {})}
+    if endpoint:
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = endpoint
     mesh = Mesh(tmp_path, actors, env=env, transport=transport)
     shutil.copy(HANDLERS, mesh.values_dir / HANDLERS.name)
     return mesh.start(timeout=120)
 
 
 def asya(mesh: Mesh, *args: str) -> str:
+    environ = {**os.environ, **to_env(mesh.transport_settings)}  # broker credentials are never in dev.json
     proc = subprocess.run([sys.executable, "-m", "asya_cli.main", *args, "--state-dir", str(mesh.state)],
-                          capture_output=True, text=True, timeout=120, cwd=mesh.tmp)
+                          capture_output=True, text=True, timeout=120, cwd=mesh.tmp, env=environ)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout
 
@@ -170,8 +175,10 @@ def test_one_trace_with_fan_out_and_retry_continues_the_callers_traceparent(tmp_
 
 
 def test_a_malformed_traceparent_starts_a_new_trace_and_is_logged_and_the_gateway_continues_one(tmp_path, jaeger):
-    mesh = start_mesh(tmp_path, jaeger.otlp_endpoint, None, actors=[
-        {"name": "relay", "handler": "trace_handlers.relay", "resiliency": policy(1)}])
+    # Tracing turned on by the actor's values file (as in the chart); asya dev traces the crew alike.
+    mesh = start_mesh(tmp_path, None, None, actors=[
+        {"name": "relay", "handler": "trace_handlers.relay", "resiliency": policy(1),
+         "tracing": {"enabled": True, "endpoint": jaeger.otlp_endpoint}}])
     try:
         ids = [f"bad-{uuid.uuid4().hex[:8]}", f"none-{uuid.uuid4().hex[:8]}"]
         asya(mesh, "send", "--route", "relay", "--payload", "{}", "--id", ids[0],

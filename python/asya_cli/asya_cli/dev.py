@@ -71,6 +71,16 @@ def crew_specs(state_dir: Path, status_db: str | None = None) -> list[ActorSpec]
     return specs
 
 
+def trace_crew_like_actors(specs: list[ActorSpec]) -> None:
+    """When an actor's values turn tracing on, happy-end and error-end export their hops to the same place."""
+    traced = next((s.sidecar_env for s in specs if s.name not in env.TERMINAL_ACTORS
+                   and "OTEL_EXPORTER_OTLP_ENDPOINT" in s.sidecar_env), None)
+    for spec in specs:
+        if traced is not None and spec.name in env.TERMINAL_ACTORS:
+            spec.sidecar_env.update({k: v for k, v in traced.items() if k.startswith("OTEL_")},
+                                    OTEL_SERVICE_NAME=spec.name)
+
+
 def _die_with_parent() -> None:
     """Runs in the child before exec: SIGTERM it when the supervisor dies (Linux prctl PR_SET_PDEATHSIG)."""
     try:
@@ -99,6 +109,7 @@ class DevMesh:
         # The status store: the state dir's SQLite file, or ASYA_STATUS_DB (a postgresql:// URL) when set.
         self.status_db = base_env.get("ASYA_STATUS_DB") or str(state_dir / "status.sqlite3")
         self.actors = [*actors, *(crew_specs(state_dir, self.status_db) if with_crew else [])]
+        trace_crew_like_actors(self.actors)
         self.out = out
         self.processes: list[ManagedProcess] = []
         self._stopping = asyncio.Event()
