@@ -12,6 +12,7 @@ import contextlib
 import os
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -51,8 +52,21 @@ class SQLiteBackend:
             with contextlib.suppress(OSError):
                 os.chmod(self.path, 0o600)  # owner-only: records hold payloads
         self._conn.execute("PRAGMA busy_timeout=30000")
-        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._enable_wal()
         self._lock = threading.RLock()
+
+    def _enable_wal(self) -> None:
+        """Switches the file to WAL. Several processes opening a new file at once may find it locked:
+        SQLite answers ``database is locked`` at once there (no busy wait), so retry for a while."""
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     @contextlib.contextmanager
     def write(self) -> Iterator[Cursor]:
