@@ -1,0 +1,1 @@
+"""A tiny sentiment scorer shipped as a handler image (examples/sentiment-image)."""
