@@ -39,6 +39,13 @@ def apiserver_binary() -> Path:
     return Path(os.environ.get("ASYA_KUBE_APISERVER", TOOLS_CACHE / "kube" / KUBE_VERSION / "bin" / "kube-apiserver"))
 
 
+def kube_binary(name: str) -> Path:
+    """Where ``make tools-scaling`` puts ``kube-controller-manager`` / ``kube-scheduler``
+    (``ASYA_KUBE_CONTROLLER_MANAGER`` / ``ASYA_KUBE_SCHEDULER`` override)."""
+    env = "ASYA_" + name.upper().replace("-", "_")
+    return Path(os.environ.get(env, TOOLS_CACHE / "kube" / KUBE_VERSION / "bin" / name))
+
+
 def helm_binary() -> Path | None:
     """The pinned helm from ``make tools-helm``, or None when it is not built."""
     path = Path(os.environ.get("HELM", TOOLS_CACHE / "bin" / "helm"))
@@ -70,11 +77,31 @@ def _openssl(*args: str) -> None:
     subprocess.run(["openssl", *args], check=True, capture_output=True)
 
 
+def make_ca(folder: Path, name: str) -> tuple[Path, Path]:
+    """A self-signed CA ``<name>.crt`` / ``<name>.key`` in ``folder``."""
+    crt, key = folder / f"{name}.crt", folder / f"{name}.key"
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={name}",
+             "-keyout", str(key), "-out", str(crt))
+    return crt, key
+
+
+def sign_cert(ca: tuple[Path, Path], crt: Path, key: Path, cn: str, sans: str = "",
+              usage: str = "serverAuth,clientAuth") -> None:
+    """A certificate for ``cn`` (and ``sans``, e.g. ``IP:127.0.0.1,DNS:localhost``) signed by ``ca``."""
+    extra = ["-addext", f"subjectAltName={sans}"] if sans else []
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={cn}",
+             "-CA", str(ca[0]), "-CAkey", str(ca[1]), "-addext", f"extendedKeyUsage={usage}", *extra,
+             "-keyout", str(key), "-out", str(crt))
+
+
 class ControlPlane:
     """etcd + kube-apiserver in ``workdir``; :meth:`restart_apiserver` keeps port, certs and data."""
 
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, aggregation: bool = False):
         self.workdir = workdir
+        # API aggregation (front-proxy CA and client certificate, client CA): needed by KEDA's metrics adapter.
+        self.aggregation = aggregation
+        self._controllers: list[subprocess.Popen] = []
         self.etcd_port, self.etcd_peer_port, self.port = free_port(), free_port(), free_port()
         self.server = f"https://127.0.0.1:{self.port}"
         self.kubeconfig = workdir / "kubeconfig"
@@ -98,6 +125,14 @@ class ControlPlane:
 
     def stop(self) -> None:
         """Stops both processes (the temp dir is removed by the caller)."""
+        for proc in self._controllers:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self._controllers.clear()
         self.stop_apiserver()
         if self._etcd is not None:
             self._etcd.terminate()
@@ -112,6 +147,11 @@ class ControlPlane:
         _openssl("genrsa", "-out", str(w / "sa.key"), "2048")
         _openssl("rsa", "-in", str(w / "sa.key"), "-pubout", "-out", str(w / "sa.pub"))
         (w / "tokens.csv").write_text(f'{ADMIN_TOKEN},asya-admin,asya-admin-uid,"system:masters"\n')
+        if self.aggregation:
+            self.front_proxy_ca = make_ca(w, "front-proxy-ca")
+            sign_cert(self.front_proxy_ca, w / "front-proxy-client.crt", w / "front-proxy-client.key",
+                      "front-proxy-client", usage="clientAuth")
+            self.client_ca = make_ca(w, "client-ca")
 
     def _start_etcd(self) -> None:
         log = open(self.workdir / "etcd.log", "ab")
@@ -122,7 +162,10 @@ class ControlPlane:
              "--listen-peer-urls", f"http://127.0.0.1:{self.etcd_peer_port}",
              "--initial-advertise-peer-urls", f"http://127.0.0.1:{self.etcd_peer_port}",
              "--initial-cluster", f"default=http://127.0.0.1:{self.etcd_peer_port}",
-             "--unsafe-no-fsync", "--quota-backend-bytes", str(2 * 1024**3)],
+             "--unsafe-no-fsync", "--quota-backend-bytes", str(2 * 1024**3),
+             # etcd 3.4: without progress notifications, watches without a resourceVersion (KEDA's
+             # controller-runtime informers) fail with 504 "Too large resource version".
+             "--experimental-watch-progress-notify-interval=1s"],
             stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "ETCD_UNSUPPORTED_ARCH": "amd64"},
         )
         wait_for(lambda: self._etcd_post("/v3/kv/range", {"key": "L2E="}) is not None, 30, what="etcd")
@@ -142,10 +185,37 @@ class ControlPlane:
              f"--service-account-key-file={w / 'sa.pub'}",
              f"--service-account-signing-key-file={w / 'sa.key'}",
              "--service-cluster-ip-range=10.96.0.0/24", "--endpoint-reconciler-type=none",
-             "--enable-priority-and-fairness=false", "--profiling=false", "--v=1"],
+             "--enable-priority-and-fairness=false", "--profiling=false", "--v=1", *self._aggregation_flags()],
             stdout=log, stderr=subprocess.STDOUT,
         )
         wait_for(self._ready, 90, interval=0.5, what=f"kube-apiserver /readyz (log: {w / 'apiserver.log'})")
+
+    def _aggregation_flags(self) -> list[str]:
+        if not self.aggregation:
+            return []
+        w = self.workdir
+        return [f"--client-ca-file={self.client_ca[0]}", f"--requestheader-client-ca-file={self.front_proxy_ca[0]}",
+                "--requestheader-allowed-names=front-proxy-client", "--requestheader-username-headers=X-Remote-User",
+                "--requestheader-group-headers=X-Remote-Group", "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+                f"--proxy-client-cert-file={w / 'front-proxy-client.crt'}",
+                f"--proxy-client-key-file={w / 'front-proxy-client.key'}"]
+
+    def start_controllers(self, hpa_sync_period: str = "15s") -> None:
+        """Starts kube-controller-manager (Deployment, ReplicaSet, HPA and garbage collector controllers
+        only; no node lifecycle controller, so a test Node is never tainted) and kube-scheduler."""
+        w = self.workdir
+        for name, args in (
+            ("kube-controller-manager", [
+                "--controllers=deployment-controller,replicaset-controller,horizontal-pod-autoscaler-controller,"
+                "garbage-collector-controller", "--use-service-account-credentials=false",
+                f"--horizontal-pod-autoscaler-sync-period={hpa_sync_period}"]),
+            ("kube-scheduler", []),
+        ):
+            log = open(w / f"{name}.log", "ab")
+            self._controllers.append(subprocess.Popen(
+                [str(kube_binary(name)), f"--kubeconfig={self.kubeconfig}", "--leader-elect=false",
+                 "--bind-address=127.0.0.1", f"--secure-port={free_port()}", f"--cert-dir={w / name}", "--v=1",
+                 *args], stdout=log, stderr=subprocess.STDOUT))
 
     def stop_apiserver(self) -> None:
         """Kills the API server (SIGKILL: open watches break without a goodbye)."""
