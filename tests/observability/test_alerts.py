@@ -8,6 +8,7 @@ and stays quiet on a healthy one). Each alert must have a runbook section in doc
 
 from __future__ import annotations
 
+import copy
 import re
 import shutil
 import subprocess
@@ -68,6 +69,7 @@ def test_promtool_checks_the_rules(rule, promtool, tmp_path):
 
 def test_every_alert_fires_on_a_synthetic_series_and_stays_quiet_on_a_healthy_one(rule, promtool, tmp_path):
     # Annotations are checked below; promtool compares them verbatim, so the unit tests see labels only.
+    rule = copy.deepcopy(rule)
     groups = rule["spec"]["groups"]
     for group in groups:
         for item in group["rules"]:
@@ -87,6 +89,7 @@ def test_every_alert_fires_on_a_synthetic_series_and_stays_quiet_on_a_healthy_on
 
 def test_a_broken_expectation_makes_promtool_fail(rule, promtool, tmp_path):
     """The unit tests can fail: a healthy series expected to fire is reported."""
+    rule = copy.deepcopy(rule)
     for group in rule["spec"]["groups"]:
         for item in group["rules"]:
             item.pop("annotations", None)
