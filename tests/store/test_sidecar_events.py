@@ -47,17 +47,40 @@ def test_running_spawned_and_fly_are_written_in_order_in_batches(store_url):
     assert dropped(registry) == 0
 
 
-def test_a_blocked_store_never_delays_fly_and_drops_beyond_the_bound_are_counted(tmp_path):
-    """Another process holds SQLite's write lock: fly() still returns at once; the queue stays bounded."""
-    path = tmp_path / "status.sqlite3"
+class Blocker:
+    """Another client holding the lock the writer needs (SQLite: the write lock; PostgreSQL: the events table)."""
+
+    def __init__(self, store_url: str):
+        self.url = store_url
+        if store_url.startswith("postgresql://"):
+            import psycopg
+
+            self.conn = psycopg.connect(store_url, autocommit=True)
+        else:
+            self.conn = sqlite3.connect(store_url, isolation_level=None)
+
+    def hold(self) -> None:
+        if self.url.startswith("postgresql://"):
+            self.conn.execute("BEGIN")
+            self.conn.execute("LOCK TABLE events IN EXCLUSIVE MODE")
+        else:
+            self.conn.execute("BEGIN IMMEDIATE")  # SQLite's one write lock
+
+    def release(self) -> None:
+        self.conn.execute("COMMIT")
+        self.conn.close()
+
+
+def test_a_blocked_store_never_delays_fly_and_drops_beyond_the_bound_are_counted(store_url):
+    """fly() returns at once while the store is blocked; the queue stays bounded; drops are counted."""
     root = env.make_envelope(["llm"], "hi")
-    open_store(path).create(root)
+    open_store(store_url).create(root)
     registry = CollectorRegistry()
-    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker = Blocker(store_url)
 
     async def main():
-        events = await started(str(path), registry, queue_size=20, flush_timeout=0.2)
-        blocker.execute("BEGIN IMMEDIATE")  # the writer's next transaction now waits
+        events = await started(store_url, registry, queue_size=20, flush_timeout=0.2)
+        blocker.hold()  # the writer's next transaction now waits
         events.fly(root["id"], "llm", {"i": -1})
         await asyncio.sleep(0.3)  # the writer has taken that one and is stuck on the lock
         started_at = time.perf_counter()
@@ -65,14 +88,14 @@ def test_a_blocked_store_never_delays_fly_and_drops_beyond_the_bound_are_counted
             events.fly(root["id"], "llm", {"i": i})
         enqueue_seconds = time.perf_counter() - started_at
         assert await events.flush() is False  # bounded: gives up after flush_timeout
-        blocker.execute("COMMIT")
+        blocker.release()
         assert await events.flush(30) is True
         await events.close()
         return enqueue_seconds
 
     enqueue_seconds = asyncio.run(main())
     print(f"500 fly() calls against a locked store: {enqueue_seconds * 1000:.1f} ms")
-    written = [e.data["i"] for e in open_store(path).events(root["id"]) if e.kind == FLY]
+    written = [e.data["i"] for e in open_store(store_url).events(root["id"]) if e.kind == FLY]
     assert written == [-1] + list(range(20))  # the bound, in order; the rest dropped and counted
     assert dropped(registry) == 480
 
