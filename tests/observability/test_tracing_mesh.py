@@ -177,8 +177,10 @@ def test_one_trace_with_fan_out_and_retry_continues_the_callers_traceparent(tmp_
 def test_a_malformed_traceparent_starts_a_new_trace_and_is_logged_and_the_gateway_continues_one(tmp_path, jaeger):
     # Tracing turned on by the actor's values file (as in the chart); asya dev traces the crew alike.
     mesh = start_mesh(tmp_path, None, None, actors=[
-        {"name": "relay", "handler": "trace_handlers.relay", "resiliency": policy(1),
-         "tracing": {"enabled": True, "endpoint": jaeger.otlp_endpoint}}])
+        {"name": "relay", "handler": "trace_handlers.streamer", "resiliency": policy(1),
+         "tracing": {"enabled": True, "endpoint": jaeger.otlp_endpoint}},
+        {"name": "slow", "handler": "trace_handlers.slow", "tracing": {"enabled": True, "endpoint": jaeger.otlp_endpoint},
+         "resiliency": {"actorTimeout": "1s", "policies": {"default": {"maxAttempts": 1}}}}])
     try:
         ids = [f"bad-{uuid.uuid4().hex[:8]}", f"none-{uuid.uuid4().hex[:8]}"]
         asya(mesh, "send", "--route", "relay", "--payload", "{}", "--id", ids[0],
@@ -196,6 +198,7 @@ def test_a_malformed_traceparent_starts_a_new_trace_and_is_logged_and_the_gatewa
         spans = wait_trace(jaeger, new_trace, lambda s: len(hops(s, "relay")) == 1 and len(hops(s, "happy-end")) == 1)
         (relay,) = hops(spans, "relay")
         assert relay["parent"] is None and "malformed traceparent" in relay["events"]
+        assert relay["tags"]["asya.fly_chunks"] == 2  # FLY chunks are counted on the hop
         # Without any traceparent the first hop starts a trace of its own.
         started = mesh.final_envelope(ids[1])["headers"]["traceparent"].split("-")[1]
         assert started != new_trace
@@ -214,6 +217,16 @@ def test_a_malformed_traceparent_starts_a_new_trace_and_is_logged_and_the_gatewa
         assert mesh.wait_final(response.json()["id"], timeout=60)["status"] == "succeeded"
         spans = wait_trace(jaeger, trace_id, lambda s: len(hops(s, "relay")) == 1)
         assert hops(spans, "relay")[0]["parent"] == span_id
+
+        # actorTimeout: an event on the hop, the error type recorded, error-end continues the trace.
+        stuck = mesh.send(["slow"], {"sleep": 30})
+        assert mesh.wait_final(stuck["id"], timeout=90)["status"] == "failed"
+        stuck_trace = mesh.final_envelope(stuck["id"])["headers"]["traceparent"].split("-")[1]
+        spans = wait_trace(jaeger, stuck_trace, lambda s: len(hops(s, "slow")) == 1 and len(hops(s, "error-end")) == 1)
+        (slow,) = hops(spans, "slow")
+        assert "actorTimeout" in slow["events"] and slow["tags"]["error.type"] == "ActorTimeout"
+        assert slow["tags"]["asya.outcome"] == "failed"
+        assert hops(spans, "error-end")[0]["parent"] == slow["id"]
     finally:
         mesh.stop()
 

@@ -36,3 +36,17 @@ def finish(payload):
 
 def relay(payload):
     return payload
+
+
+def streamer(payload):
+    """Streams two partial results, then returns the payload."""
+    yield ("FLY", {"token": "hel"})
+    yield ("FLY", {"token": "lo"})
+    yield payload
+
+
+def slow(payload):
+    import time
+
+    time.sleep(payload.get("sleep", 10))
+    return payload
