@@ -15,6 +15,7 @@ import re
 import shlex
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,25 @@ def run_command(command: Command, cwd: Path, state: Path, timeout: float = 120) 
     """Runs ``asya <argv> --state-dir state`` in ``cwd`` (where the example files are)."""
     return subprocess.run([sys.executable, "-m", "asya_cli.main", *command.argv, "--state-dir", str(state)],
                           cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+READ_ONLY = ("status", "paused list", "paused show", "dlq list", "dlq show")
+
+
+def run_and_check(command: Command, cwd: Path, state: Path, where: str, timeout: float = 60) -> None:
+    """Runs a command and checks its output; a read-only one (``status``...) is re-run until the page's
+    output shows up (the mesh is asynchronous: a status shown as final may still be running)."""
+    read_only = " ".join(command.argv).startswith(READ_ONLY)
+    deadline = time.monotonic() + timeout
+    while True:
+        done = run_command(command, cwd, state)
+        try:
+            check_output(command, done, where)
+            return
+        except AssertionError:
+            if not read_only or time.monotonic() > deadline:
+                raise
+        time.sleep(0.3)
 
 
 def check_output(command: Command, done: subprocess.CompletedProcess, where: str) -> None:

@@ -47,8 +47,7 @@ def test_pages_have_examples():
 def test_console_examples_print_what_the_page_shows(docs_mesh, name):
     mesh, examples, pages = docs_mesh
     for command in pages[name].commands:
-        done = docs_runner.run_command(command, examples, mesh.state)
-        docs_runner.check_output(command, done, f"docs/{name}:{command.line}")
+        docs_runner.run_and_check(command, examples, mesh.state, f"docs/{name}:{command.line}")
 
 
 @pytest.mark.parametrize("name", PAGES)
