@@ -99,12 +99,12 @@ async def submit_throughput(url: str, n: int = 500, in_flight: int = 32) -> floa
 
 async def submit_to_final(url: str, host: str, port: int, mesh: Any, n: int = 30) -> tuple[float, float]:
     through_gateway, direct = [], []
-    for i in range(n):
-        started = time.perf_counter()
-        async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient() as client:
+        for i in range(n):
+            started = time.perf_counter()
             answer = await client.post(f"{url}/envelopes", json={"route": ["noop"], "payload": {"i": i}})
-        await sse(host, port, f"/envelopes/{answer.json()['id']}/stream", lambda e, d: None)
-        through_gateway.append(time.perf_counter() - started)
+            await sse(host, port, f"/envelopes/{answer.json()['id']}/stream", lambda e, d: None)
+            through_gateway.append(time.perf_counter() - started)
     store = open_store(mesh.status_location)
     try:
         async with create_transport(mesh.transport_settings) as transport:
@@ -125,15 +125,20 @@ async def submit_to_final(url: str, host: str, port: int, mesh: Any, n: int = 30
 
 
 async def many_clients(url: str, host: str, port: int, gateway_pid: int, clients: int) -> dict[str, float]:
+    """``clients`` streams on one envelope; chunks start only once every client is connected."""
+    go = Path(tempfile.mkdtemp(prefix="asya-bench-go-")) / "go"
     async with httpx.AsyncClient() as client:
-        answer = await client.post(f"{url}/envelopes", json={"route": ["stamps"],
-                                                             "payload": {"n": 60, "interval": 0.25}})
+        answer = await client.post(f"{url}/envelopes", json={"route": ["stamps"], "payload": {
+            "n": 40, "interval": 0.25, "go": str(go)}})
     envelope_id = answer.json()["id"]
     latencies: list[float] = []
+    connected = [0]
     peak = [0.0]
 
     def on_event(event: str, data: str) -> None:
-        if event == "fly":
+        if event == "created":
+            connected[0] += 1
+        elif event == "fly":
             latencies.append(time.time() - json.loads(data)["data"]["t"])
 
     async def watch_rss() -> None:
@@ -142,7 +147,12 @@ async def many_clients(url: str, host: str, port: int, gateway_pid: int, clients
             await asyncio.sleep(0.5)
 
     watcher = asyncio.create_task(watch_rss())
-    await asyncio.gather(*(sse(host, port, f"/envelopes/{envelope_id}/stream", on_event) for _ in range(clients)))
+    streams = [asyncio.create_task(sse(host, port, f"/envelopes/{envelope_id}/stream", on_event))
+               for _ in range(clients)]
+    while connected[0] < clients:
+        await asyncio.sleep(0.1)
+    go.touch()
+    await asyncio.gather(*streams)
     watcher.cancel()
     return {"rss_mb": peak[0], "clients": clients, **latency_percentiles(latencies), "chunks": len(latencies)}
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import OrderedDict
 from datetime import datetime
 from typing import Any, AsyncIterator
 
@@ -159,9 +160,23 @@ async def stream(request: Request) -> Response:
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
+_FRAMES: "OrderedDict[int, str]" = OrderedDict()
+_FRAMES_KEPT = 4096
+
+
 def sse_frame(event: Any) -> str:
-    """One SSE message: ``id:`` = seq, ``event:`` = kind, ``data:`` = the event as JSON."""
-    return f"id: {event.seq}\nevent: {event.kind}\ndata: {json.dumps(event.to_dict(), ensure_ascii=False)}\n\n"
+    """One SSE message: ``id:`` = seq, ``event:`` = kind, ``data:`` = the event as JSON.
+
+    Frames are cached by seq (an event never changes), so an event followed by 1,000 clients is
+    serialised once, not 1,000 times.
+    """
+    frame = _FRAMES.get(event.seq)
+    if frame is None:
+        frame = f"id: {event.seq}\nevent: {event.kind}\ndata: {json.dumps(event.to_dict(), ensure_ascii=False)}\n\n"
+        _FRAMES[event.seq] = frame
+        if len(_FRAMES) > _FRAMES_KEPT:
+            _FRAMES.popitem(last=False)
+    return frame
 
 
 async def sse_body(events: AsyncIterator[Any], keepalive: float, metrics: Any, final) -> AsyncIterator[str]:

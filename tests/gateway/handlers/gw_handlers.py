@@ -1,5 +1,6 @@
 """Handlers of the gateway's mesh tests and benchmarks; like a user's, they import nothing from Asya."""
 
+import os
 import time
 
 
@@ -13,7 +14,12 @@ def stream_words(payload):
 
 
 def stamp_chunks(payload):
-    """Yields ``n`` FLY chunks carrying the wall-clock time of the yield (FLY latency benchmark)."""
+    """Yields ``n`` FLY chunks carrying the wall-clock time of the yield (FLY latency benchmark).
+
+    With ``go``: waits until that file exists first (the benchmark connects its clients meanwhile).
+    """
+    while payload.get("go") and not os.path.exists(payload["go"]):
+        time.sleep(0.05)
     for i in range(payload["n"]):
         time.sleep(payload.get("interval", 0.02))
         yield ("FLY", {"i": i, "t": time.time()})
