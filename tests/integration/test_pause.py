@@ -15,7 +15,8 @@ import time
 
 import pytest
 
-from asya_common.status import FAILED, PAUSED, SUCCEEDED
+from asya_common import envelope as env
+from asya_common.status import FAILED, PAUSED, SUCCEEDED, is_settled, open_store
 from tests.support.mesh import Mesh
 from tests.support.require import wait_for
 
@@ -35,15 +36,22 @@ ACTORS = [
 ]
 
 
-def asya(mesh: Mesh, *args: str) -> subprocess.CompletedProcess:
+def asya(mesh: Mesh, *args: str, store: str | None = None) -> subprocess.CompletedProcess:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("ASYA_")}
-    return subprocess.run([sys.executable, "-m", "asya_cli.main", *args, "--state-dir", str(mesh.state)],
+    where = ["--store", store] if store else []
+    return subprocess.run([sys.executable, "-m", "asya_cli.main", *args, "--state-dir", str(mesh.state), *where],
                           capture_output=True, text=True, timeout=120, env=environ, cwd=mesh.tmp)
 
 
-def wait_paused(mesh: Mesh, envelope_id: str) -> dict:
-    return wait_for(lambda: (r := mesh.store.get(envelope_id)) and r["status"] == PAUSED and r,
+def wait_paused(mesh: Mesh, envelope_id: str, store=None) -> dict:
+    store = store or mesh.store
+    return wait_for(lambda: (r := store.get(envelope_id)) and r["status"] == PAUSED and r,
                     60, 0.05, f"{envelope_id} paused")
+
+
+def wait_final(store, envelope_id: str, timeout: float = 60) -> dict:
+    return wait_for(lambda: (r := store.tree(envelope_id)) and is_settled(r) and r, timeout, 0.05,
+                    f"{envelope_id} final")
 
 
 def kill_everything(mesh: Mesh) -> None:
@@ -81,45 +89,62 @@ def mesh(tmp_path):
     running.stop()
 
 
-def test_pause_survives_a_restart_of_every_process_and_resumes_with_the_input(mesh, tmp_path):
-    sent = mesh.send(["review", "publish"], {"doc": "contract-7"})
-    wait_paused(mesh, sent["id"])
-    kinds = [e.kind for e in mesh.store.events(sent["id"])]
+@pytest.fixture(params=["sqlite", "postgres"])
+def status_db(request):
+    """Where the whole mesh (sidecars, crew, gateway) keeps its status store: the dev default, or PostgreSQL."""
+    return None if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+
+
+def test_pause_survives_a_restart_of_every_process_and_resumes_with_the_input(tmp_path, status_db):
+    mesh_env = {"ASYA_PAUSE_EXPIRY_INTERVAL": "300ms", **({"ASYA_STATUS_DB": status_db} if status_db else {})}
+    mesh = Mesh(tmp_path, ACTORS, env=mesh_env).start()
+    store = open_store(status_db) if status_db else mesh.store
+    try:
+        sent = env.make_envelope(["review", "publish"], {"doc": "contract-7"})
+        store.create(sent)
+        mesh.send_bodies("review", [env.dumps(sent)])
+        wait_paused(mesh, sent["id"], store)
+    except BaseException:
+        mesh.stop()
+        raise
+    kinds = [e.kind for e in store.events(sent["id"])]
     assert kinds[-2:] == ["fly", "paused"], kinds
-    listing = asya(mesh, "paused", "list", "--json")
+    listing = asya(mesh, "paused", "list", "--json", store=status_db)
     assert listing.returncode == 0, listing.stderr
     [row] = [json.loads(line) for line in listing.stdout.splitlines()]
     assert row["id"] == sent["id"] and row["actor"] == "review" and row["next"] == "publish"
     assert row["prompt"] == "Approve this?"
 
     kill_everything(mesh)
-    restarted = Mesh(tmp_path, ACTORS, env={"ASYA_PAUSE_EXPIRY_INTERVAL": "300ms"}).start()
+    restarted = Mesh(tmp_path, ACTORS, env=mesh_env).start()
+    store = open_store(status_db) if status_db else restarted.store
     try:
-        assert restarted.store.get(sent["id"])["status"] == PAUSED  # nothing re-ran it, nothing lost it
-        shown = asya(restarted, "paused", "show", sent["id"])
+        assert store.get(sent["id"])["status"] == PAUSED  # nothing re-ran it, nothing lost it
+        shown = asya(restarted, "paused", "show", sent["id"], store=status_db)
         assert shown.returncode == 0 and json.loads(shown.stdout)["payload"] == {"doc": "contract-7"}
 
-        bad_json = asya(restarted, "paused", "resume", sent["id"], "--input", "{approved: yes}")
+        bad_json = asya(restarted, "paused", "resume", sent["id"], "--input", "{approved: yes}", store=status_db)
         assert bad_json.returncode == 2 and "--input is not JSON" in bad_json.stderr
-        invalid = asya(restarted, "paused", "resume", sent["id"], "--input", '{"approved": "yes"}')
+        invalid = asya(restarted, "paused", "resume", sent["id"], "--input", '{"approved": "yes"}', store=status_db)
         assert invalid.returncode == 2
         assert "still paused" in invalid.stderr and "$.approved: 'yes' is not of type 'boolean'" in invalid.stderr
-        unknown = asya(restarted, "paused", "resume", "no-such-id", "--input", '{"approved": true}')
+        unknown = asya(restarted, "paused", "resume", "no-such-id", "--input", '{"approved": true}', store=status_db)
         assert unknown.returncode == 2 and "no paused envelope with id 'no-such-id'" in unknown.stderr
-        assert restarted.store.get(sent["id"])["status"] == PAUSED
+        assert store.get(sent["id"])["status"] == PAUSED
 
-        ok = asya(restarted, "paused", "resume", sent["id"], "--input", '{"approved": true, "note": "fine"}')
+        ok = asya(restarted, "paused", "resume", sent["id"], "--input", '{"approved": true, "note": "fine"}',
+                  store=status_db)
         assert ok.returncode == 0, ok.stderr
         assert json.loads(ok.stdout)["resumed_to"] == "publish"
-        again = asya(restarted, "paused", "resume", sent["id"], "--input", '{"approved": false}')
+        again = asya(restarted, "paused", "resume", sent["id"], "--input", '{"approved": false}', store=status_db)
         assert again.returncode == 2 and "already resumed" in again.stderr
 
-        record = restarted.wait_final(sent["id"], 60)
+        record = wait_final(store, sent["id"])
         assert record["status"] == SUCCEEDED
         assert record["result"] == {"doc": "contract-7", "review": {"approved": True, "note": "fine"},
                                     "published": True}
         assert record["paused_seconds"] > 0
-        kinds = [e.kind for e in restarted.store.events(sent["id"])]
+        kinds = [e.kind for e in store.events(sent["id"])]
         assert kinds[-3:] == ["resumed", "running", "succeeded"], kinds
     finally:
         restarted.stop()
