@@ -118,3 +118,26 @@ def test_an_expired_pause_that_fails_goes_to_error_end_with_pause_timeout(gatewa
     failed = take_published(gateway, envelope_id, "error-end")
     assert failed["headers"]["x-asya-error"]["type"] == "PauseTimeout"
     assert failed["headers"]["x-asya-error"]["actor"] == "review"
+
+
+def test_a_pause_survives_a_gateway_restart_and_is_resumed_through_the_new_one(gateway, tmp_path):
+    from tests.gateway.conftest import KEYS, TOOLS
+    from tests.gateway.harness import GatewayProcess
+
+    envelope_id = paused(gateway)
+    first = GatewayProcess(tmp_path, gateway.backend.location, gateway.transport, tools=TOOLS, keys=KEYS,
+                           name="before").start()
+    first.backend, first.transport = gateway.backend, gateway.transport
+    assert status(first, envelope_id) == "paused"
+    first.process.kill()  # no graceful shutdown
+    first.process.wait()
+    second = GatewayProcess(tmp_path, gateway.backend.location, gateway.transport, tools=TOOLS, keys=KEYS,
+                            name="after").start()
+    try:
+        assert status(second, envelope_id) == "paused"
+        assert resume(second, envelope_id, {"approved": True}).status_code == 200
+        published = take_published(gateway, envelope_id)
+        assert published["payload"]["review"] == {"approved": True}
+    finally:
+        second.stop()
+        first.stop()
