@@ -20,22 +20,17 @@ from asya_common.status.model import (
     CANCELED, CREATED, DEAD_LETTERED, FAILED, FINAL, PAUSE_CANCELED, PAUSE_WAITING, PAUSED, PENDING, RUNNING,
     SPAWNED, SUCCEEDED, Event,
 )
+from asya_common.status.events import EventsMixin, _json
 from asya_common.status.pauses import PauseMixin
 
 COLUMNS = "id, parent_id, status, actor, result, error, envelope, created_at, updated_at, root_id, owner, paused_seconds"
-EVENT_COLUMNS = "seq, root_id, envelope_id, kind, actor, data, time"
-_INSERT_CHUNK = 200
-
-
-def _json(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, ensure_ascii=False)
 
 
 def _placeholders(n: int) -> str:
     return ",".join("?" * n)
 
 
-class StatusStore(PauseMixin):
+class StatusStore(EventsMixin, PauseMixin):
     """The status store on SQLite or PostgreSQL (see :func:`open_store`).
 
     Args:
@@ -254,52 +249,6 @@ class StatusStore(PauseMixin):
         next_cursor = f"{records[-1]['created_at']!r}|{records[-1]['id']}" if len(rows) > limit else None
         return records, next_cursor
 
-    # -- events ----------------------------------------------------------------------------------
-
-    def _append(self, cur: Cursor, events: list[Event]) -> list[int]:
-        """Appends events in the caller's transaction (root ids resolved from records when None)."""
-        self._db.lock_events(cur)
-        seqs: list[int] = []
-        for start in range(0, len(events), _INSERT_CHUNK):
-            rows = []
-            for e in events[start:start + _INSERT_CHUNK]:
-                root = e.root_id or self._root_of(cur, e.envelope_id, None)
-                rows += [root, e.envelope_id, e.kind, e.actor, _json(e.data), e.time or time.time()]
-            n = len(rows) // 6
-            values = ",".join(["(?,?,?,?,?,?)"] * n)
-            fetched = cur.x(f"INSERT INTO events(root_id, envelope_id, kind, actor, data, time) VALUES {values} "
-                            "RETURNING seq", rows).fetchall()
-            seqs += sorted(r[0] for r in fetched)
-        self._db.notify(cur, seqs)
-        return seqs
-
-    def append_events(self, events: Iterable[Event]) -> list[int]:
-        """Appends events in one transaction (``seq`` and, when None, ``root_id`` are filled in)."""
-        events = list(events)
-        if not events:
-            return []
-        with self._db.write() as cur:
-            return self._append(cur, events)
-
-    def events(self, root_id: str, after_seq: int = 0, limit: int = 1000) -> list[Event]:
-        """Events of one root (the envelope a client submitted and its fan-out), in seq order."""
-        with self._db.read() as cur:
-            rows = cur.x(f"SELECT {EVENT_COLUMNS} FROM events WHERE root_id=? AND seq>? ORDER BY seq LIMIT ?",
-                         (root_id, after_seq, limit)).fetchall()
-        return [to_event(r) for r in rows]
-
-    def events_since(self, after_seq: int, limit: int = 1000) -> list[Event]:
-        """Events of every root after ``after_seq``, in seq order (the feed's tail)."""
-        with self._db.read() as cur:
-            rows = cur.x(f"SELECT {EVENT_COLUMNS} FROM events WHERE seq>? ORDER BY seq LIMIT ?",
-                         (after_seq, limit)).fetchall()
-        return [to_event(r) for r in rows]
-
-    def last_seq(self) -> int:
-        """The highest seq written so far (0 for an empty feed)."""
-        with self._db.read() as cur:
-            return cur.x("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
-
     def schema_version(self) -> int:
         """The schema version this store is at."""
         with self._db.read() as cur:
@@ -310,12 +259,6 @@ def _error_summary(error: Any) -> Any:
     if isinstance(error, dict):
         return {k: error.get(k) for k in ("actor", "type", "message") if k in error}
     return error
-
-
-def to_event(row: tuple) -> Event:
-    """An ``events`` row as an :class:`Event`."""
-    seq, root_id, envelope_id, kind, actor, data, at = row
-    return Event(int(seq), root_id, envelope_id, kind, actor, json.loads(data) if data else None, at)
 
 
 def to_record(row: tuple) -> dict[str, Any]:
