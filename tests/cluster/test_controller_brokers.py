@@ -47,6 +47,19 @@ async def broker_queue_exists(transport: Transport, queue: str) -> bool:
             return False
 
 
+async def broker_queue_routable(transport: Transport, queue: str) -> bool:
+    """True when ``queue`` exists and a publish reaches it: on RabbitMQ the queue exists a moment before its
+    binding to the exchange, and a publish in between is unroutable (issue 10, item 9)."""
+    if not await broker_queue_exists(transport, queue):
+        return False
+    management = getattr(transport, "_management", None)
+    if management is None:  # SQS, Pub/Sub: a queue that exists is routable
+        return True
+    path = f"/queues/{management._vhost}/{urllib.parse.quote(queue, safe='')}/bindings"
+    bindings = await asyncio.to_thread(management._get, path)
+    return any(b.get("source") == transport._exchange_name for b in bindings)
+
+
 def _helm(helm, control_plane, tmp_path, *args: str) -> None:
     env = {**os.environ, "KUBECONFIG": str(control_plane.kubeconfig), "HELM_CACHE_HOME": str(tmp_path / "h"),
            "HELM_CONFIG_HOME": str(tmp_path / "h"), "HELM_DATA_HOME": str(tmp_path / "h")}
@@ -178,7 +191,7 @@ async def test_dlq_bookkeeping_holds_nothing_back_from_a_redrive(kind, request, 
                                    extra_env={"ASYA_CONTROLLER_DLQ_INTERVAL": "2s"})
     try:
         apply(control_plane, namespace, actor_deployment(actor, transport=kind, deletion="delete"))
-        await wait_until(lambda: broker_queue_exists(transport, dead), 60, "DLQ created")
+        await wait_until(lambda: broker_queue_routable(transport, dead), 60, "DLQ created and routable")
         await transport.send_many(dead, [env.dumps(env.make_envelope([actor], {"i": i})) for i in range(20)])
         await wait_until(lambda: controller.metric("asya_dlq_depth", actor=actor) == 20, 60, "asya_dlq_depth == 20")
         await wait_until(lambda: (controller.metric("asya_dlq_oldest_age_seconds", actor=actor) or 0) > 0, 30,

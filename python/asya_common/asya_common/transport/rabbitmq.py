@@ -46,6 +46,7 @@ from asya_common.transport.config import TransportSettings
 log = logging.getLogger(__name__)
 PRIOR_RECEIVES_HEADER = "x-asya-receive-count"
 RECONNECT_TIMEOUT = 60.0
+UNBOUND_WAIT_SECONDS = 5.0  # a publish to a queue that exists but is not bound yet waits this long for the binding
 _CONNECTION_ERRORS = (
     ConnectionError,
     OSError,
@@ -193,6 +194,7 @@ class RabbitMQTransport(Transport):
             headers=headers or {},
         )
         deadline = time.monotonic() + RECONNECT_TIMEOUT
+        unbound_deadline = time.monotonic() + UNBOUND_WAIT_SECONDS
         while True:
             try:
                 await self._connected()
@@ -204,7 +206,14 @@ class RabbitMQTransport(Transport):
                     await self._exchange.publish(message, routing_key=queue, mandatory=True)
                 return
             except aiormq.exceptions.PublishError as exc:
-                raise QueueNotFound(f"RabbitMQ queue {queue!r} does not exist (message unroutable)") from exc
+                if not await self._exists(queue):
+                    raise QueueNotFound(f"RabbitMQ queue {queue!r} does not exist (message unroutable)") from exc
+                # The queue exists but is not bound yet (declared a moment ago; the binding follows):
+                # wait for it rather than report a missing queue (a failed attempt, maybe error-end).
+                if time.monotonic() > unbound_deadline:
+                    raise TransportError(f"RabbitMQ queue {queue!r} exists but is not bound to exchange "
+                                         f"{self._exchange_name!r}; the message was not routed") from exc
+                await asyncio.sleep(0.1)
             except aiormq.exceptions.ChannelPreconditionFailed as exc:
                 raise TransportError(f"publish to {queue!r} refused: {exc}") from exc
             except aiormq.exceptions.DeliveryError as exc:
@@ -214,6 +223,15 @@ class RabbitMQTransport(Transport):
                 if time.monotonic() > deadline:
                     raise TransportError(f"publish to {queue!r} failed: {exc}") from exc
                 await asyncio.sleep(0.5)
+
+    async def _exists(self, queue: str) -> bool:
+        """True when ``queue`` exists (a passive declare on a short-lived channel)."""
+        try:
+            async with admin.open_channel(await self._connected()) as channel:
+                await admin.require_queue(channel, queue)
+            return True
+        except QueueNotFound:
+            return False
 
     async def _publish_delayed(self, queue: str, message: aio_pika.Message, delay_seconds: float) -> None:
         bucket = admin.delay_bucket_ms(delay_seconds)
