@@ -202,3 +202,27 @@ async def test_resubscribe_and_a_second_replica_serve_a_task_started_on_the_firs
             for p in get_data_parts(e.artifact_update.artifact.parts)]
     assert snapshot + live == [{"token": "A"}, {"token": "B"}]  # no chunk lost, none repeated
     assert events[-1].status_update.status.state == pb.TASK_STATE_COMPLETED
+
+
+async def test_a_protocol_0_3_client_sends_streams_and_reads_a_task(gateway):
+    text = unique_text()
+    actor = gateway.actor("words")
+    try:
+        async with httpx.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60) as http:
+            card = await A2ACardResolver(http, gateway.url).get_agent_card()
+            assert [i.protocol_version for i in card.supported_interfaces] == ["1.0", "0.3"]
+            del card.supported_interfaces[0]  # talk 0.3 only, as an older agent does
+            client = ClientFactory(ClientConfig(httpx_client=http)).create(card)
+            assert "Compat" in type(client._transport).__name__  # the SDK's 0.3 wire (message/stream, tasks/get)
+            stream = asyncio.create_task(collect(client.send_message(message("shout", {"text": text}))))
+            envelope = await take_text(actor, text)
+            await asyncio.to_thread(actor.running, envelope)
+            await asyncio.to_thread(actor.fly, envelope, {"token": "HELLO"})
+            await asyncio.to_thread(actor.finish, envelope, {"text": text.upper()})
+            events = await asyncio.wait_for(stream, 60)
+            task = await client.get_task(pb.GetTaskRequest(id=envelope["id"]))
+    finally:
+        actor.close()
+    assert events[-1].status_update.status.state == pb.TASK_STATE_COMPLETED
+    assert task.status.state == pb.TASK_STATE_COMPLETED
+    assert [a.artifact_id for a in task.artifacts] == ["stream", "result"]

@@ -22,7 +22,8 @@ from a2a.server.request_handlers.request_handler import RequestHandler
 from a2a.server.request_handlers.response_helpers import agent_card_to_dict
 from a2a.server.routes import ServerCallContextBuilder, create_jsonrpc_routes
 from a2a.types import a2a_pb2 as pb
-from a2a.utils.constants import AGENT_CARD_WELL_KNOWN_PATH, MAX_LIST_TASKS_PAGE_SIZE, PROTOCOL_VERSION_CURRENT
+from a2a.utils.constants import (AGENT_CARD_WELL_KNOWN_PATH, MAX_LIST_TASKS_PAGE_SIZE, PROTOCOL_VERSION_0_3,
+                                 PROTOCOL_VERSION_CURRENT)
 from a2a.utils.errors import (InternalError, InvalidParamsError, InvalidRequestError, TaskNotCancelableError,
                               TaskNotFoundError, UnsupportedOperationError)
 from starlette.requests import Request
@@ -274,8 +275,8 @@ def agent_card(tools: list[Any], base_url: str, secured: bool) -> pb.AgentCard:
     card = pb.AgentCard(
         name="Asya gateway", version="0.1.0",
         description="Asya pipelines as an A2A agent: each skill is a tool of the gateway's tools config.",
-        supported_interfaces=[pb.AgentInterface(url=base_url + PATH, protocol_binding="JSONRPC",
-                                                protocol_version=PROTOCOL_VERSION_CURRENT)],
+        supported_interfaces=[pb.AgentInterface(url=base_url + PATH, protocol_binding="JSONRPC", protocol_version=v)
+                              for v in (PROTOCOL_VERSION_CURRENT, PROTOCOL_VERSION_0_3)],
         capabilities=pb.AgentCapabilities(streaming=True, push_notifications=False),
         default_input_modes=["application/json", "text/plain"], default_output_modes=["application/json"],
         skills=[pb.AgentSkill(id=t.name, name=t.name, description=t.description or " -> ".join(t.route),
@@ -293,7 +294,8 @@ def mount(app: Any, service: Any) -> None:
     keys: auth.ApiKeys = app.state.api_keys
     public_url = (app.state.settings.public_url or "").rstrip("/")
     handler = AsyaRequestHandler(service)
-    dispatch = create_jsonrpc_routes(handler, PATH, context_builder=PrincipalContextBuilder(keys))[0].endpoint
+    dispatch = create_jsonrpc_routes(handler, PATH, context_builder=PrincipalContextBuilder(keys),
+                                     enable_v0_3_compat=True)[0].endpoint  # 0.3 clients: message/send, tasks/get...
 
     async def rpc(request: Request) -> Response:
         if keys.authenticate(auth.bearer_token(request.headers.get("authorization"))) is None:
