@@ -68,6 +68,7 @@ class OutputCollector:
     """Accumulates the outputs of one call; applies SET ops to a working copy of the input envelope."""
 
     def __init__(self, envelope: dict[str, Any], mode: str):
+        envelope.get("headers", {}).pop(H_PAUSE, None)  # only this call's PAUSE may park its output
         self.input = envelope
         self.mode = mode
         self.working = copy_envelope({**envelope, "payload": None})  # SET target; payload set per output

@@ -36,3 +36,15 @@ async def test_envelope_mode_generator_pause_parks_the_input_envelope(start_runt
     _, frame = await client.call(envelope({"doc": 3}))
     [out] = frame["outputs"]
     assert out["payload"] == {"doc": 3} and out["headers"][H_PAUSE] == {"prompt": "env?"}
+
+
+async def test_an_inherited_pause_header_never_parks_an_output(start_runtime):
+    """A client or an earlier hop cannot make a handler that did not pause park its output."""
+    smuggled = envelope({"doc": 4})
+    smuggled["headers"][H_PAUSE] = {"prompt": "gotcha"}
+    _, client = await start_runtime("rt_pause.passthrough")
+    _, frame = await client.call(smuggled)
+    assert H_PAUSE not in frame["outputs"][0]["headers"]
+    _, client = await start_runtime("rt_pause.envelope_passthrough", ASYA_HANDLER_MODE="envelope")
+    _, frame = await client.call(smuggled)
+    assert H_PAUSE not in frame["outputs"][0]["headers"]

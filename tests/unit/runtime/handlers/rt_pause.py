@@ -17,3 +17,11 @@ def bad_pause(payload):
 
 def envelope_review(envelope):
     yield ("PAUSE", {"prompt": "env?"})
+
+
+def passthrough(payload):
+    return payload
+
+
+def envelope_passthrough(envelope):
+    return envelope
