@@ -26,21 +26,27 @@ def _json(value: Any) -> str | None:
 class EventsMixin:
     """Event operations of the status store (needs ``_db`` and ``_root_of``)."""
 
-    # -- events ----------------------------------------------------------------------------------
-
     def _append(self, cur: Cursor, events: list[Event]) -> list[int]:
-        """Appends events in the caller's transaction (root ids resolved from records when None)."""
+        """Appends events in the caller's transaction (root ids resolved from records when None).
+
+        Roots are looked up first (once per envelope id), then the ordering lock is taken for the
+        inserts only, so concurrent writers wait as little as possible.
+        """
+        roots: dict[str, str] = {}
+        rows = []
+        for e in events:
+            root = e.root_id
+            if root is None:
+                root = roots.get(e.envelope_id) or self._root_of(cur, e.envelope_id, None)
+                roots[e.envelope_id] = root
+            rows.append((root, e.envelope_id, e.kind, e.actor, _json(e.data), e.time or time.time()))
         self._db.lock_events(cur)
         seqs: list[int] = []
-        for start in range(0, len(events), _INSERT_CHUNK):
-            rows = []
-            for e in events[start:start + _INSERT_CHUNK]:
-                root = e.root_id or self._root_of(cur, e.envelope_id, None)
-                rows += [root, e.envelope_id, e.kind, e.actor, _json(e.data), e.time or time.time()]
-            n = len(rows) // 6
-            values = ",".join(["(?,?,?,?,?,?)"] * n)
+        for start in range(0, len(rows), _INSERT_CHUNK):
+            chunk = rows[start:start + _INSERT_CHUNK]
+            values = ",".join(["(?,?,?,?,?,?)"] * len(chunk))
             fetched = cur.x(f"INSERT INTO events(root_id, envelope_id, kind, actor, data, time) VALUES {values} "
-                            "RETURNING seq", rows).fetchall()
+                            "RETURNING seq", [v for row in chunk for v in row]).fetchall()
             seqs += sorted(r[0] for r in fetched)
         self._db.notify(cur, seqs)
         return seqs
