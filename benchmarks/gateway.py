@@ -188,12 +188,12 @@ def run_backend(name: str, status_db: str | None, clients: int) -> dict[str, Any
 
 def print_rows(rows: list[tuple[str, dict[str, Any]]]) -> None:
     print(f"{'store':<9} | {'FLY p50/p99 ms':>15} | {'submit 202/s':>12} | {'final p50 ms gw/direct':>22} | "
-          f"{'SSE clients':>11} {'RSS MB':>7} {'chunk p99 ms':>12}")
+          f"{'SSE clients':>11} {'RSS MB':>7} {'chunk p50/p99 ms':>17}")
     for name, r in rows:
         fly, crowd = r["fly"], r["crowd"]
         print(f"{name:<9} | {fly['p50_ms']:>7.1f}/{fly['p99_ms']:<7.1f} | {r['submit_per_s']:>12.0f} | "
               f"{r['final_gateway_p50']:>11.1f}/{r['final_direct_p50']:<10.1f} | {crowd['clients']:>11} "
-              f"{crowd['rss_mb']:>7.0f} {crowd['p99_ms']:>12.1f}", flush=True)
+              f"{crowd['rss_mb']:>7.0f} {crowd['p50_ms']:>8.1f}/{crowd['p99_ms']:<8.1f}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> list[tuple[str, dict[str, Any]]]:
