@@ -53,6 +53,7 @@ class Handler:
 DEV_OWN = {
     "ASYA_SOCKET_PATH": "a socket per actor in the state dir",
     "ASYA_METRICS_PORT": "any free port, shown in the asya dev table",
+    "ASYA_METRICS_HOST": "asya dev binds the metrics port on loopback only",
     "ASYA_TRANSPORT": "the dev mesh's broker (--transport)",
     "ASYA_QUEUE_PREFIX": "the dev mesh's broker settings",
     "ASYA_RABBITMQ_URL": "the dev mesh's broker settings",
