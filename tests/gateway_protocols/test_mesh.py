@@ -1,7 +1,7 @@
 """MCP and A2A over a real ``asya dev`` mesh: real runtimes and sidecars run the handlers below.
 
-``asya dev`` keeps its status store in SQLite (state dir), so this module runs on SQLite; the faces'
-PostgreSQL behaviour is covered by test_mcp.py and test_a2a.py with the same gateway process.
+Runs on both status stores: the state dir's SQLite file, and a PostgreSQL database given to the whole
+mesh (sidecars, crew) and the gateway through ``ASYA_STATUS_DB``.
 """
 
 from __future__ import annotations
@@ -55,15 +55,17 @@ KEYS = {"keys": [{"id": "agent", "sha256": hash_token(TOKEN), "scopes": ["submit
 
 
 @pytest.fixture(scope="module")
-def mesh_gateway(tmp_path_factory):
+def mesh_gateway(tmp_path_factory, store_location):
     tmp = tmp_path_factory.mktemp("mesh")
+    postgres = store_location.startswith("postgresql://")
     mesh = Mesh(tmp, [{"name": "words", "handler": "proto_handlers.words", "resiliency": ONCE},
                       {"name": "review", "handler": "proto_handlers.review", "resiliency": ONCE},
-                      {"name": "fan", "handler": "proto_handlers.fan", "resiliency": ONCE}])
+                      {"name": "fan", "handler": "proto_handlers.fan", "resiliency": ONCE}],
+                env={"ASYA_STATUS_DB": store_location} if postgres else None)
     (mesh.values_dir / "proto_handlers.py").write_text(HANDLERS)
     mesh.start()
-    gateway = GatewayProcess(tmp / "gw", str(mesh.state / "status.sqlite3"), mesh.transport_settings, tools=TOOLS,
-                             keys=KEYS)
+    status_db = store_location if postgres else str(mesh.state / "status.sqlite3")
+    gateway = GatewayProcess(tmp / "gw", status_db, mesh.transport_settings, tools=TOOLS, keys=KEYS)
     try:
         gateway.start()
         yield gateway
