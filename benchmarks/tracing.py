@@ -42,8 +42,13 @@ def _otel_env(endpoint: str | None) -> Iterator[None]:
                 os.environ[key] = value
 
 
-async def tracing_rows(n: int, latency_n: int, rate: float, concurrency: int) -> list[tuple[str, dict]]:
-    """Measures the pipeline with tracing off, on (Jaeger) and on (backend down)."""
+async def tracing_rows(n: int, latency_n: int, rate: float, concurrency: int, repeat: int = 2
+                       ) -> list[tuple[str, dict]]:
+    """Measures the pipeline with tracing off, on (Jaeger) and on (backend down).
+
+    The variants run interleaved ``repeat`` times and each keeps its best throughput run, so a burst of
+    load from other processes on the machine penalises no variant in particular.
+    """
     from tests.observability.jaeger import Jaeger, jaeger_binary
 
     variants: list[tuple[str, str | None]] = [("off", None)]
@@ -53,15 +58,18 @@ async def tracing_rows(n: int, latency_n: int, rate: float, concurrency: int) ->
         jaeger = Jaeger(binary, Path(tempfile.mkdtemp(prefix="asya-bench-jaeger-"))).start()
         variants.append(("on, Jaeger", jaeger.otlp_endpoint))
     variants.append(("on, backend down", f"http://127.0.0.1:{free_port()}"))
-    rows = []
+    best: dict[str, dict] = {}
     try:
-        for name, endpoint in variants:
-            with _otel_env(endpoint):
-                rows.append((name, await run_sidecar(sqlite_settings(), concurrency, n, latency_n, rate)))
+        for _ in range(repeat):
+            for name, endpoint in variants:
+                with _otel_env(endpoint):
+                    row = await run_sidecar(sqlite_settings(), concurrency, n, latency_n, rate)
+                if name not in best or row["hops_per_s"] > best[name]["hops_per_s"]:
+                    best[name] = row
     finally:
         if jaeger is not None:
             jaeger.stop()
-    return rows
+    return [(name, best[name]) for name, _ in variants]
 
 
 def print_rows(rows: list[tuple[str, dict]]) -> None:
@@ -79,8 +87,9 @@ async def main() -> None:
     parser.add_argument("--latency-n", type=int, default=200)
     parser.add_argument("--rate", type=float, default=50.0)
     parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=2, help="interleaved runs per variant (best one kept)")
     args = parser.parse_args()
-    print_rows(await tracing_rows(args.n, args.latency_n, args.rate, args.concurrency))
+    print_rows(await tracing_rows(args.n, args.latency_n, args.rate, args.concurrency, args.repeat))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""One OpenTelemetry span per hop: receive -> runtime call -> publish -> ack.
+"""One OpenTelemetry span per hop: receive -> runtime call -> publish -> ack (the phases are span events).
 
 The processor calls a handful of small hooks; all tracing logic lives here. Each message is
 processed in its own asyncio task, so the hop of the message being processed is kept in a context
@@ -91,13 +91,14 @@ class HopTracer(NoTracer):
 
     def __init__(self, settings: TracingSettings, actor: str, queue: str, registry: Any, log: Any):
         from opentelemetry.propagators.textmap import DefaultGetter
-        from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_context
+        from opentelemetry.trace import SpanKind, Status, StatusCode, get_current_span, set_span_in_context
         from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
         self._provider = create_provider(settings, actor, drop_counter(registry), {"asya.actor": actor})
         self._tracer = self._provider.get_tracer("asya.sidecar")
         self._propagator, self._getter = TraceContextTextMapPropagator(), DefaultGetter()
         self._kind, self._status, self._code, self._in_context = SpanKind, Status, StatusCode, set_span_in_context
+        self._span_of = get_current_span
         self._actor, self._queue, self._log = actor, queue, log
 
     # -- the hop -------------------------------------------------------------------------
@@ -147,9 +148,7 @@ class HopTracer(NoTracer):
         carrier = {k: v for k, v in headers.items() if k in (TRACEPARENT, TRACESTATE) and isinstance(v, str)}
         parent = self._propagator.extract(carrier, getter=self._getter)
         raw = headers.get(TRACEPARENT)
-        from opentelemetry.trace import get_current_span
-
-        malformed = raw is not None and not get_current_span(parent).get_span_context().is_valid
+        malformed = raw is not None and not self._span_of(parent).get_span_context().is_valid
         attempt = headers.get(env.H_ATTEMPT, 1)
         hop.envelope_id = envelope.get("id")
         attributes = {**self._attributes(hop), "asya.envelope_id": str(envelope.get("id")),
@@ -178,7 +177,11 @@ class HopTracer(NoTracer):
 
     # -- phases --------------------------------------------------------------------------
     async def call(self, call: Callable[..., Awaitable[dict]], envelope: dict[str, Any], on_fly: Any) -> dict:
-        """The runtime call as a child span; FLY chunks are counted on the hop."""
+        """The runtime call, as a ``runtime call`` event on the hop (duration, outputs or error type).
+
+        Phases are events, not child spans: one span per hop keeps tracing cheap (docs/operations.md).
+        FLY chunks are counted on the hop.
+        """
         hop = _current.get()
         if hop is None or hop.span is None:
             return await call(envelope, on_fly)
@@ -187,33 +190,31 @@ class HopTracer(NoTracer):
             hop.fly_chunks += 1
             return on_fly(data) if on_fly is not None else None
 
-        with self._tracer.start_as_current_span(f"call {self._actor}", context=self._in_context(hop.span),
-                                                record_exception=False, set_status_on_exception=False) as span:
-            try:
-                frame = await call(envelope, counting)
-            except BaseException as exc:
-                span.set_status(self._status(self._code.ERROR, type(exc).__name__))
-                span.set_attribute("error.type", type(exc).__name__)
-                raise
-            if frame.get("type") == "error":
-                kind = str((frame.get("error") or {}).get("type", "Error"))
-                span.set_status(self._status(self._code.ERROR, kind))
-                span.set_attribute("error.type", kind)
-            else:
-                span.set_attribute("asya.outputs", len(frame.get("outputs") or []))
-            return frame
+        started = time.perf_counter()
+        try:
+            frame = await call(envelope, counting)
+        except BaseException as exc:
+            hop.span.add_event("runtime call", {"duration_ms": (time.perf_counter() - started) * 1000,
+                                                "error.type": type(exc).__name__})
+            raise
+        attributes: dict[str, Any] = {"duration_ms": (time.perf_counter() - started) * 1000}
+        if frame.get("type") == "error":
+            attributes["error.type"] = str((frame.get("error") or {}).get("type", "Error"))
+        else:
+            attributes["outputs"] = len(frame.get("outputs") or [])
+        hop.span.add_event("runtime call", attributes)
+        return frame
 
     async def publish(self, queue: str, count: int, send: Awaitable[None]) -> None:
-        """One durable publish (a batch to one queue) as a child span."""
+        """One durable publish (a batch to one queue), as a ``published`` event on the hop."""
         hop = _current.get()
         if hop is None or hop.span is None:
             await send
             return
-        with self._tracer.start_as_current_span(f"publish {queue}", context=self._in_context(hop.span),
-                                                kind=self._kind.PRODUCER,
-                                                attributes={"messaging.destination.name": queue,
-                                                            "messaging.batch.message_count": count}):
-            await send
+        started = time.perf_counter()
+        await send
+        hop.span.add_event("published", {"messaging.destination.name": queue, "messaging.batch.message_count": count,
+                                         "duration_ms": (time.perf_counter() - started) * 1000})
 
     def outputs(self, outputs: list[dict[str, Any]]) -> None:
         """Before publishing: each output continues the trace; fan-out children get a span each."""
