@@ -228,8 +228,9 @@ class GatewayService:
                 elif event.kind in (st.RESUMED, *st.FINAL):
                     paused.discard(event.envelope_id)
         finally:
-            if pump is not None:
+            if pump is not None:  # let the cancelled step finish before closing the generator
                 pump.cancel()
+                await asyncio.gather(pump, return_exceptions=True)
             await iterator.aclose()
 
     # -- pause / resume / cancel ---------------------------------------------------------
