@@ -220,6 +220,8 @@ class DevMesh:
             else:
                 proc.state = f"{'exited' if code == 0 else 'crashed'} (exit {code}); restarting"
                 delay = 0.5 if time.monotonic() - proc.started_at > 30 else min(delay * 2, 30.0)
+                if proc.reloaded:  # --reload: a broken edit is retried soon, so the fix is picked up at once
+                    delay = min(delay, 2.0)
             await asyncio.sleep(delay)
 
     def _write_pids(self) -> None:
