@@ -31,7 +31,8 @@ async def connect(url: str, token: str = TOKEN, streaming: bool = True):
         yield client, card
 
 
-def message(skill: str | None, value: Any = None, *, task_id: str = "", text: str | None = None) -> pb.SendMessageRequest:
+def message(skill: str | None, value: Any = None, *, task_id: str = "",
+            text: str | None = None) -> pb.SendMessageRequest:
     parts = [new_text_part(text)] if text is not None else [new_data_part(value)]
     msg = pb.Message(message_id=uuid.uuid4().hex, role=pb.ROLE_USER, parts=parts, task_id=task_id)
     if skill:

@@ -238,7 +238,8 @@ class AsyaRequestHandler(RequestHandler):
             raise (TaskNotFoundError() if isinstance(exc, NotFound) else a2a_error(exc)) from None
         task = at.build_task(record, events, context_id)
         if task.status.state in at.TERMINAL:
-            raise UnsupportedOperationError(message=f"task {params.id} is already {pb.TaskState.Name(task.status.state)}")
+            state = pb.TaskState.Name(task.status.state)
+            raise UnsupportedOperationError(message=f"task {params.id} is already {state}; GetTask reads it")
         yield task
         if task.status.state == pb.TASK_STATE_INPUT_REQUIRED:
             return
