@@ -61,6 +61,8 @@ def _replay_succeeds(mesh, envelope_id: str) -> None:
     listed = asya("status", "--json", "--actor", "fixme", state=mesh.state)
     row = next(json.loads(line) for line in listed.stdout.splitlines() if json.loads(line)["id"] == envelope_id)
     assert row["previous_failures"][0]["message"] == "bug in version one"  # the earlier run is kept
+    one = json.loads(asya("status", envelope_id, state=mesh.state).stdout)
+    assert one["previous_failures"][0]["type"] == "ValueError" and [h["actor"] for h in one["hops"]][:1] == ["fixme"]
 
 
 def _runtime_pid(mesh) -> int:

@@ -126,10 +126,11 @@ def cmd_status(args: argparse.Namespace, environ: dict[str, str]) -> int:
     if args.id is None:  # the listing: recent envelopes, filtered
         status_cmd.print_listing(status_cmd.list_envelopes(_existing_status_store(args), args), args.json)
         return 0
-    record = _existing_status_store(args).tree(args.id)
+    store = _existing_status_store(args)
+    record = store.tree(args.id)
     if record is None:
         raise CliError(f"no envelope with id {args.id!r}")
-    print(json.dumps(record, ensure_ascii=False))
+    print(json.dumps(status_cmd.describe(store, record), ensure_ascii=False))  # + hops, earlier runs' errors
     return 0
 
 
