@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from asya_common import envelope as env
-from asya_common.transport import Transport
+from asya_common.transport import Transport, TransportError
 from asya_controller.kube import KubeClient
 from tests.support.cluster import REPO, ControlPlane
 from tests.support.keda import Keda
@@ -88,19 +88,29 @@ def install_actor(cluster: ScalingCluster, helm: Path, namespace: str, platform:
                  "-f", str(REPO / "values/platform" / f"{platform}.yaml"), "-f", str(layer), *extra)
 
 
-def pod_processes(namespace: str) -> list[str]:
-    """``pid name`` of every live process of a pod of ``namespace`` (by the kubelet's ASYA_TEST_POD marker)."""
-    marker = f"ASYA_TEST_POD={namespace}/".encode()
-    found = []
+def pod_processes(kubelet_pid: int, namespace: str) -> list[str]:
+    """``pid name`` of every live process the kubelet runs for a pod of ``namespace``.
+
+    Looks only at the kubelet's descendants (parent links in ``/proc/*/stat``) and picks those whose
+    environment carries the kubelet's ``ASYA_TEST_POD=<namespace>/...`` marker.
+    """
+    children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] != "Z":
+                children.setdefault(int(fields[1]), []).append(int(entry))
+    marker = f"ASYA_TEST_POD={namespace}/".encode()
+    found, todo = [], list(children.get(kubelet_pid, []))
+    while todo:
+        pid = todo.pop()
+        todo += children.get(pid, [])
         try:
-            environ = Path(f"/proc/{entry}/environ").read_bytes()
-            if any(item.startswith(marker) for item in environ.split(b"\0")):
-                state = Path(f"/proc/{entry}/stat").read_text().split(")")[-1].split()[0]
-                if state != "Z":
-                    found.append(f"{entry} {Path(f'/proc/{entry}/comm').read_text().strip()}")
+            if any(item.startswith(marker) for item in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")):
+                found.append(f"{pid} {Path(f'/proc/{pid}/comm').read_text().strip()}")
         except OSError:
             continue
     return found
@@ -141,7 +151,7 @@ class Observer:
         self.finished = finished
         self.scale_in: tuple[float, int] | None = None  # (seconds, envelopes finished) when replicas left the max
         self.replicas = self.ready = self.pods = -1
-        self.max_replicas_seen = self.max_ready_seen = 0
+        self.max_replicas_seen = self.max_ready_seen = self.max_restarts = 0
         self.history: list[tuple[float, int, int, int]] = []
         self._task: asyncio.Task | None = None
 
@@ -152,6 +162,9 @@ class Observer:
                                       query={"labelSelector": f"asya.sh/actor={self.actor}"})
         ready = sum(1 for p in pods["items"] if not p["metadata"].get("deletionTimestamp") and any(
             c["type"] == "Ready" and c["status"] == "True" for c in p.get("status", {}).get("conditions", [])))
+        for pod in pods["items"]:
+            for status in pod.get("status", {}).get("containerStatuses") or []:
+                self.max_restarts = max(self.max_restarts, int(status.get("restartCount", 0)))
         return int(dep["spec"].get("replicas", 1)), ready, len(pods["items"])
 
     async def _poll(self) -> None:
@@ -210,9 +223,14 @@ class Finals:
     async def _consume(self, actor: str, into: list) -> None:
         queue = env.queue_name(actor, self.prefix)
         while True:
-            for message in await self.transport.receive(queue, max_messages=10, wait_seconds=1, lease_seconds=30):
-                into.append(json.loads(message.body))
-                await self.transport.ack(message)
+            try:
+                for message in await self.transport.receive(queue, max_messages=10, wait_seconds=1,
+                                                            lease_seconds=30):
+                    into.append(json.loads(message.body))
+                    await self.transport.ack(message)
+            except TransportError as exc:  # noted; an unacked message comes back and is counted then
+                self.timeline.note(f"{queue}: {exc}")
+                await asyncio.sleep(1)
 
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._consume("happy-end", self.happy)),

@@ -28,7 +28,8 @@ from asya_common import envelope as env
 from asya_common.transport import QueueSpec, TransportSettings
 from asya_controller.kube import KubeClient
 from tests.cluster.harness import ControllerProcess, open_transport, queue_exists, wait_until
-from tests.scaling.harness import TIMELINES, Finals, Observer, Timeline, actor_values, install_actor, pod_processes
+from tests.scaling.harness import (TIMELINES, Finals, Observer, Timeline, actor_values, install_actor,
+                                   pod_processes)
 
 pytestmark = [pytest.mark.cluster, pytest.mark.broker, pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -93,7 +94,7 @@ class Run:
         # KEDA takes the Deployment (created with 1 replica) to 0 while the queue is empty.
         await wait_until(lambda: self.observer.replicas == 0 and self.observer.pods == 0, 120,
                          "replicas 0 and no pod before anything is sent")
-        assert not pod_processes(self.namespace)
+        assert not pod_processes(self.cluster.kubelet.pid, self.namespace)
         return self
 
     async def __aexit__(self, *exc) -> None:
@@ -126,7 +127,8 @@ class Run:
         """Waits for 0 replicas, 0 pods and 0 pod processes; cooldown + generous slack under load."""
         await wait_until(lambda: self.observer.replicas == 0 and self.observer.pods == 0, COOLDOWN + 150,
                          "scaled back to 0 replicas and 0 pods")
-        await wait_until(lambda: not pod_processes(self.namespace), 30, "no pod process left")
+        await wait_until(lambda: not pod_processes(self.cluster.kubelet.pid, self.namespace), 30,
+                         "no pod process left")
         self.timeline.mark("->0 processes")
 
     async def queue_empty(self) -> None:
@@ -191,7 +193,9 @@ async def test_crash_looping_handler_scales_back_to_zero_and_parks_envelopes_in_
         run.timeline.mark(f"all {total} in error-end")
         await run.back_to_zero()
         await run.queue_empty()
+        run.timeline.note(f"runtime container restarts seen: {run.observer.max_restarts}")
         assert not run.finals.happy
         assert run.finals.ids("errors") == set(ids)
+        assert run.observer.max_restarts >= 1, "the runtime container crashed and was restarted by the kubelet"
         errors = [e["headers"][env.H_ERROR] for e in run.finals.errors]
         assert all(error["type"] == "RuntimeCrashed" and error["actor"] == run.actor for error in errors), errors[:2]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import ctypes
 import signal
 import sys
 import time
@@ -32,6 +33,7 @@ from tests.support.require import free_port
 
 LEASE_SECONDS = 40
 RENEW_EVERY = 10.0
+PR_SET_CHILD_SUBREAPER = 36
 
 
 class Kubelet:
@@ -226,6 +228,9 @@ async def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--backoff", type=float, default=1.0, help="first restart delay of an exited container")
     parser.add_argument("--backoff-max", type=float, default=10.0, help="longest restart delay (doubling)")
     args = parser.parse_args(argv)
+    # Orphans of a pod (a container's children whose parent died) are re-parented to us, not to init:
+    # a test looking for leftover pod processes among our descendants finds them too.
+    ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     images = dict(item.split("=", 1) for item in args.image)
     api = await KubeClient.create(args.kubeconfig)
     kubelet = Kubelet(api, args.node, args.workdir, images, args.backoff, args.backoff_max)
