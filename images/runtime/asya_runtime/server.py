@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import os
 import signal
 from pathlib import Path
-from typing import Any
+from typing import Any, AsyncIterator
 
 from asya_common import protocol, strictjson
 from asya_common.envelope import EnvelopeError, validate
@@ -82,6 +83,7 @@ class RuntimeServer:
                                           "concurrency": self.settings.concurrency, "pid": os.getpid()})
         await self.stopping.wait()
         server.close()
+        self._announce_stopping()
         log.info("stopping: no new calls accepted", extra={"in_flight": len(self.calls)})
         abandoned = 0
         if self.calls:
@@ -99,6 +101,47 @@ class RuntimeServer:
         log.info("stopped")
         self.executor.shutdown(wait=False, cancel_futures=True)
         return 0
+
+    def _announce_stopping(self) -> None:
+        """Tells every sidecar that this runtime stops: calls it has not answered when the connection
+        closes were never run to completion and go back to the queue without an attempt counted."""
+        frame = protocol.encode_frame({"id": None, "type": "stopping"})
+        for writer in list(self.connections.values()):
+            try:
+                writer.write(frame)  # one write call: never interleaves with another frame
+            except (ConnectionError, RuntimeError):
+                pass
+
+    @contextlib.asynccontextmanager
+    async def _slot(self) -> AsyncIterator[bool]:
+        """A concurrency slot, or False at once when SIGTERM arrives first (the call must not start)."""
+        if self.stopping.is_set():
+            yield False
+            return
+        if not self.slots.locked():
+            await self.slots.acquire()
+        else:
+            acquire = asyncio.ensure_future(self.slots.acquire())
+            stop = asyncio.ensure_future(self.stopping.wait())
+            try:
+                await asyncio.wait({acquire, stop}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stop.cancel()
+            if not acquire.done():
+                acquire.cancel()
+                try:
+                    await acquire
+                except asyncio.CancelledError:
+                    yield False
+                    return
+        if self.stopping.is_set():
+            self.slots.release()
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            self.slots.release()
 
     async def _close_connections(self) -> None:
         """Closes idle sidecar connections so their readers end normally (a clean stop logs no traceback)."""
@@ -193,9 +236,10 @@ class RuntimeServer:
 
     async def _call(self, conn: Connection, request_id: Any, envelope: Any) -> None:
         token = jsonlog.current_envelope_id.set(envelope.get("id") if isinstance(envelope, dict) else None)
+        trace_token = jsonlog.current_trace.set(jsonlog.trace_of(envelope))
         try:
-            async with self.slots:
-                if self.stopping.is_set():  # waited for a slot while SIGTERM came: never started
+            async with self._slot() as started:
+                if not started:  # SIGTERM came while it waited for a slot: it never ran, the sidecar returns it
                     await self._reply_error(conn, request_id, "ShuttingDown", "runtime is shutting down")
                     return
                 try:
@@ -204,7 +248,6 @@ class RuntimeServer:
                     await self._send(conn, {"id": request_id, "type": "error", "error": error_info(exc)})
                     return
 
-        trace_token = jsonlog.current_trace.set(jsonlog.trace_of(envelope))
                 async def send_fly(data: Any) -> None:
                     _check_result(data, "FLY data", strictjson.MAX_DEPTH)
                     await conn.send({"id": request_id, "type": "fly", "data": data})

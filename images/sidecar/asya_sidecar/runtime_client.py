@@ -26,7 +26,9 @@ class RuntimeCrashed(RuntimeError):
 
 
 class RuntimeRestarted(RuntimeError):
-    """The call was abandoned because the sidecar restarted the runtime (another call timed out)."""
+    """The call is not the handler's failure: the sidecar restarted the runtime (another call timed out), the
+    runtime announced SIGTERM and closed without answering, or the call never reached it. Returned to the
+    queue without an attempt counted."""
 
 
 class RuntimeClient:
@@ -48,6 +50,7 @@ class RuntimeClient:
         self._write_lock = asyncio.Lock()
         self._generation = 0
         self._restarting_generation = -1
+        self._stopping_generation = -1  # the runtime of that connection announced SIGTERM
         self.handler: str | None = None
         self.restarts = 0
 
@@ -64,6 +67,9 @@ class RuntimeClient:
     async def connect(self) -> None:
         """Connects (waiting for the socket) unless already connected, then pings the runtime."""
         async with self._connect_lock:
+            if self.connected and self._stopping_generation == self._generation and self._reader_task is not None:
+                # the runtime is draining: wait for it to close, then for its successor (never a new call to it)
+                await asyncio.wait({self._reader_task}, timeout=self._connect_timeout)
             if self.connected:
                 return
             deadline = time.monotonic() + self._connect_timeout
@@ -106,12 +112,12 @@ class RuntimeClient:
         try:
             writer = self._writer
             if writer is None:
-                raise RuntimeCrashed("runtime connection is closed")
+                raise RuntimeRestarted("runtime connection is closed; the call was not sent")
             async with self._write_lock:
                 try:
                     await protocol.write_frame(writer, {"id": request_id, **message})
-                except (OSError, RuntimeError) as exc:
-                    raise RuntimeCrashed(f"cannot write to runtime: {exc}") from exc
+                except (OSError, RuntimeError) as exc:  # the runtime never received it: no attempt counted
+                    raise RuntimeRestarted(f"cannot write to runtime: {exc}") from exc
             return await future
         finally:
             self._pending.pop(request_id, None)
@@ -123,6 +129,9 @@ class RuntimeClient:
                 frame = await protocol.read_frame(reader)
                 if frame is None:
                     break
+                if frame.get("type") == "stopping":  # SIGTERM reached the runtime: what it leaves unanswered
+                    self._stopping_generation = generation  # never ran to completion; returned, no attempt
+                    continue
                 entry = self._pending.get(str(frame.get("id")))
                 if entry is None:
                     continue
@@ -145,7 +154,8 @@ class RuntimeClient:
         if self._writer is not None:
             self._writer.close()
         self._writer = None
-        error_type = RuntimeRestarted if self._restarting_generation == generation else RuntimeCrashed
+        error_type = (RuntimeRestarted if generation in (self._restarting_generation, self._stopping_generation)
+                      else RuntimeCrashed)
         for future, _ in list(self._pending.values()):
             if not future.done():
                 future.set_exception(error_type(reason))

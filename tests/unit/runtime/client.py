@@ -47,7 +47,9 @@ class RuntimeTestClient:
                 for queue in self.pending.values():
                     queue.put_nowait(None)
                 return
-            self.pending[str(frame.get("id"))].put_nowait(frame)
+            queue = self.pending.get(str(frame.get("id")))
+            if queue is not None:  # unsolicited frames (the runtime's "stopping" notice) have no request
+                queue.put_nowait(frame)
 
     async def request(self, message: dict[str, Any]) -> asyncio.Queue:
         """Sends ``message`` with a fresh id; returns the queue its answers arrive on."""

@@ -65,7 +65,7 @@ async def test_sigterm_finishes_in_flight_calls_refuses_new_ones_and_exits_0(sta
     assert not process.socket_path.exists()
 
 
-async def test_stale_socket_is_replaced_and_socket_is_world_writable(tmp_path):
+async def test_stale_socket_is_replaced_and_socket_is_owner_only(tmp_path):
     socket_path = tmp_path / "run" / "asya-runtime.sock"
     socket_path.parent.mkdir()
     socket_path.write_text("stale leftover")
