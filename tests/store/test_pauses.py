@@ -213,3 +213,13 @@ def test_a_replayed_expired_pause_parks_again_but_a_resumed_one_only_at_a_later_
     assert store.park(routed, {"prompt": "dup"}, "review") is False  # a stale redelivery of the same hop
     later = env.advance(env.copy_envelope(routed))
     assert store.park(later, {"prompt": "second review"}, "publish") is True
+
+
+def test_an_envelope_canceled_before_it_pauses_stops_there(store, transport):
+    e = env.make_envelope(["review", "publish"], {"digit": 7})
+    store.create(e)
+    assert store.cancel(e["id"]) is True
+    assert store.park(env.advance(env.copy_envelope(e)), {"prompt": "ok?"}, "review") is True  # acked, not parked
+    assert store.get(e["id"])["status"] == "canceled" and store.list_pauses() == []
+    with pytest.raises(PauseConflict, match="already canceled"):
+        asyncio.run(resume_paused(store, transport, e["id"], {"approved": True}))

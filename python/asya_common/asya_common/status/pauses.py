@@ -17,8 +17,8 @@ import time
 from typing import Any
 
 from asya_common.status.model import (
-    FINAL, PAUSE_CLAIMED, PAUSE_EXPIRED, PAUSE_RESUMED, PAUSE_WAITING, PAUSED, RESUMED, RUNNING, Event,
-    PauseConflict, PauseNotFound,
+    CANCELED, FINAL, PAUSE_CANCELED, PAUSE_CLAIMED, PAUSE_EXPIRED, PAUSE_RESUMED, PAUSE_WAITING, PAUSED, RESUMED,
+    RUNNING, Event, PauseConflict, PauseNotFound,
 )
 from asya_common.status.spec import normalize_spec
 
@@ -56,13 +56,16 @@ class PauseMixin:
         hop = len(envelope["route"].get("prev", []))
         with self._db.write() as cur:
             root = self._root_of(cur, envelope["id"], envelope.get("parent_id"))
+            record = cur.x("SELECT status FROM records WHERE id=?", (envelope["id"],)).fetchone()
+            canceled = bool(record and record[0] == CANCELED)  # canceled meanwhile: park it as ended, it stops here
             inserted = cur.x(
                 f"INSERT INTO pauses({PAUSE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,NULL,NULL) ON CONFLICT(id) DO UPDATE "
                 "SET root_id=excluded.root_id, actor=excluded.actor, hop=excluded.hop, status=excluded.status, "
                 "envelope=excluded.envelope, spec=excluded.spec, created_at=excluded.created_at, "
                 "expires_at=excluded.expires_at, claimed_at=NULL, resolved_at=NULL "
                 "WHERE pauses.status=? OR (pauses.status=? AND pauses.hop <> excluded.hop)",
-                (envelope["id"], root, actor, hop, PAUSE_WAITING, json.dumps(envelope, ensure_ascii=False),
+                (envelope["id"], root, actor, hop, PAUSE_CANCELED if canceled else PAUSE_WAITING,
+                 json.dumps(envelope, ensure_ascii=False),
                  json.dumps(spec, ensure_ascii=False), now, expires, PAUSE_EXPIRED, PAUSE_RESUMED)).rowcount
             final = ",".join("?" * len(FINAL))
             if not inserted:
@@ -71,6 +74,8 @@ class PauseMixin:
                     cur.x(f"UPDATE records SET status=?, actor=? WHERE id=? AND status NOT IN ({final})",
                           (PAUSED, actor, envelope["id"], *FINAL))
                 return False
+            if canceled:
+                return True
             cur.x("INSERT INTO records(id, parent_id, root_id, status, actor, envelope, created_at, updated_at) "
                   "VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET status=excluded.status, "
                   f"actor=excluded.actor, envelope=excluded.envelope, updated_at=excluded.updated_at "
