@@ -118,7 +118,8 @@ class Controller:
             if stop.is_set():
                 acquire.cancel()
                 return 0
-            monitor = DLQMonitor(self.transport, self.transport_settings, self.reconciler, events, s.dlq_interval)
+            monitor = DLQMonitor(self.transport, self.transport_settings, self.reconciler, events, s.dlq_interval,
+                                 status_db=s.status_db)
             tasks = [asyncio.create_task(c) for c in
                      (elector.hold(), self.watcher.run(), self._work(), monitor.run())]
             done, _ = await asyncio.wait({*tasks, stopping}, return_when=asyncio.FIRST_COMPLETED)

@@ -9,6 +9,7 @@ long-lived one on a DLQ would hold its messages away from ``asya dlq redrive``.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import structlog
 
@@ -26,7 +27,7 @@ class DLQMonitor:
     """Measures every DLQ the reconciler manages."""
 
     def __init__(self, transport: Transport, settings: TransportSettings, reconciler: Reconciler,
-                 events: EventRecorder, interval: float):
+                 events: EventRecorder, interval: float, status_db: str = ""):
         self._transport = transport
         self._settings = settings
         self._reconciler = reconciler
@@ -34,6 +35,8 @@ class DLQMonitor:
         self._interval = interval
         self._last: dict[ActorRef, tuple[str, int]] = {}
         self._errors: dict[ActorRef, str] = {}
+        self._status_db = status_db  # ASYA_STATUS_DB: DLQ'd envelopes are recorded dead_lettered there
+        self._store: Any = None
         self._queues: dict[ActorRef, str] = {}
 
     async def run(self) -> None:
@@ -71,6 +74,13 @@ class DLQMonitor:
             else:
                 self._errors.pop(ref, None)
 
+    async def _status_store(self) -> Any:
+        if self._store is None:
+            from asya_common.status import open_store
+
+            self._store = await asyncio.to_thread(open_store, self._status_db)
+        return self._store
+
     async def _measure(self, ref: ActorRef, queue: str) -> None:
         spec = self._reconciler.actors.get(ref)
         if spec is not None:
@@ -82,6 +92,8 @@ class DLQMonitor:
         if depth:
             async with create_transport(self._settings) as peeker:
                 age = await dlq.oldest_age(peeker, queue)
+                if self._status_db and depth != self._last.get(ref, (queue, 0))[1]:
+                    await dlq.record_dead_letters(peeker, await self._status_store(), queue)
         labels = (ref.namespace, ref.actor, queue)
         DLQ_DEPTH.labels(*labels).set(depth)
         DLQ_OLDEST_AGE.labels(*labels).set(age or 0.0)

@@ -40,3 +40,6 @@ class ControllerSettings:
     metrics_port: int = env_field("ASYA_METRICS_PORT", default=8080, help="port of /metrics, /healthz, /readyz")
     metrics_host: str = env_field("ASYA_METRICS_HOST", default="0.0.0.0", help="bind address of the metrics server")
     log_level: str = env_field("ASYA_LOG_LEVEL", default="INFO", help="log level")
+    status_db: str = env_field(
+        "ASYA_STATUS_DB", default="",
+        help="status store (postgresql:// URL or SQLite path): envelopes found in a DLQ are marked dead_lettered")

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from asya_common import dlq
 from asya_common import envelope as env
 from asya_common.protocol import RESTART_EXIT_CODE
 from asya_common.settings import to_env
@@ -261,8 +262,10 @@ class DevMesh:
 
     async def _display_rows(self) -> None:
         last = None
+        dead: dict[str, int] = {}
         async with create_transport(self.transport_settings) as transport:
             while True:
+                await self._record_dead_letters(transport, dead)
                 rows = []
                 for spec in self.actors:
                     pair = [p for p in self.processes if p.actor == spec.name]
@@ -277,6 +280,23 @@ class DevMesh:
                     self.out.flush()
                     last = rows
                 await asyncio.sleep(1.0)
+
+
+    async def _record_dead_letters(self, transport: Any, seen: dict[str, int]) -> None:
+        """A DLQ that holds messages: their records become ``dead_lettered`` (never ``running`` forever)."""
+        store_path = self.state_dir / "status.sqlite3"
+        for spec in self.actors:
+            queue = env.dlq_name(spec.name, self.transport_settings.queue_prefix)
+            total = (await transport.depth(queue)).total
+            if total and total != seen.get(queue) and store_path.exists():
+                from asya_common.status import open_store
+
+                store = await asyncio.to_thread(open_store, store_path)
+                try:
+                    await dlq.record_dead_letters(transport, store, queue)
+                finally:
+                    store.close()
+            seen[queue] = total
 
 
 def _table(rows: list[tuple[str, ...]]) -> str:

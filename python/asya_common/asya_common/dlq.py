@@ -9,6 +9,7 @@ can duplicate an envelope (at-least-once, like the rest of the mesh) but never l
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -168,6 +169,28 @@ async def redrive(transport: Transport, dlq: str, queue: str, limit: int | None 
                 await transport.ack(message)
             result.moved += len(good)
     return result
+
+
+async def record_dead_letters(transport: Transport, store: Any, dlq: str, limit: int = 100) -> int:
+    """Marks the envelopes in ``dlq`` ``dead_lettered`` in the status store, so none stays ``running`` forever.
+
+    Records that are final already (succeeded, failed, canceled, dead-lettered) are left as they are.
+    Called by the controller's DLQ bookkeeping and by ``asya dev`` whenever a DLQ holds messages.
+
+    Returns:
+        How many records were marked.
+    """
+    from asya_common.status import FINAL  # the status package is only needed by callers that keep a store
+
+    marked = 0
+    for entry in await peek(transport, dlq, limit=limit, lease_seconds=10.0):
+        if entry.envelope is None:
+            continue
+        record = await asyncio.to_thread(store.get, entry.envelope["id"])
+        if record is None or record.get("status") not in FINAL:
+            await asyncio.to_thread(store.mark_dead_lettered, entry.envelope["id"], dlq)
+            marked += 1
+    return marked
 
 
 async def list_dlqs(transport: Transport, prefix: str, actors: list[str] | None = None) -> dict[str, QueueDepth]:
