@@ -78,6 +78,7 @@ def fit_final(envelope: dict[str, Any], body: bytes, limit: int) -> bytes:
     slim_headers = {k: headers[k] for k in _KEEP_HEADERS if isinstance(headers.get(k), str) and len(headers[k]) < 1024}
     slim["headers"] = slim_headers
     keep = len(source)
+    squeeze = 0  # once no body byte is left: shorten the error text itself, step by step
     while True:
         note = (f" [error-end record truncated: the envelope was {len(body)} bytes, over the broker's limit of "
                 f"{limit}; payload and headers dropped, {env.H_RAW_BODY} keeps the first {keep} of "
@@ -88,7 +89,13 @@ def fit_final(envelope: dict[str, Any], body: bytes, limit: int) -> bytes:
         slim_headers[env.H_RAW_BODY] = {"encoding": "base64", "truncated": True, "original_bytes": len(source),
                                         "data": base64.b64encode(source[:keep]).decode("ascii")}
         out = env.dumps(slim)
-        if len(out) <= limit or keep == 0:
+        if len(out) <= limit or squeeze > 6:
             return out
+        if keep == 0:  # even the error record is too big for this limit: keep its head only
+            squeeze += 1
+            message = message[: max(40, len(message) // 2)]
+            error["traceback"] = error["traceback"][-max(0, len(error["traceback"]) // 4):] if squeeze < 4 else ""
+            error["attempts"] = error["attempts"][-max(0, 4 - squeeze):] if squeeze < 4 else []
+            continue
         over = len(out) - int(limit * 0.95)
         keep = max(0, min(keep - 1, keep - (over * 3 // 4) - 64))
