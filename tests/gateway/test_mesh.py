@@ -118,3 +118,36 @@ def test_asya_send_stream_without_a_gateway_says_how_to_get_one(tmp_path):
                            "--state-dir", str(tmp_path), "--payload", "{}"], capture_output=True, text=True,
                           timeout=60, env=environ)
     assert done.returncode == 2 and "no gateway: start `asya dev`" in done.stderr
+
+
+def test_pause_restart_every_process_then_resume_through_the_gateway(tmp_path, backend):
+    """Pause, stop the whole mesh (gateway, sidecars, runtimes, crew), start it again, resume: it completes."""
+    env = {"ASYA_STATUS_DB": backend.location} if backend.name == "postgres" else None
+
+    def start() -> Mesh:
+        mesh = Mesh(tmp_path, ACTORS, env=env)
+        (mesh.values_dir / HANDLERS.name).write_text(HANDLERS.read_text())
+        (mesh.state / "gateway.url").unlink(missing_ok=True)  # the first mesh's, stale after its stop
+        mesh.start()
+        wait_for(lambda: (mesh.state / "gateway.url").exists(), 60, 0.1, "the dev gateway's URL")
+        mesh.url = (mesh.state / "gateway.url").read_text()
+        return mesh
+
+    first = start()
+    try:
+        envelope_id = submit(first, ["approve", "publish"], {"draft": "before the restart"})
+        wait_for(lambda: httpx.get(f"{first.url}/envelopes/{envelope_id}").json()["status"] == "paused", 60, 0.1,
+                 "the envelope to pause")
+    finally:
+        assert first.stop() == 0
+    second = start()
+    try:
+        assert httpx.get(f"{second.url}/envelopes/{envelope_id}").json()["status"] == "paused"
+        resumed = httpx.post(f"{second.url}/envelopes/{envelope_id}/resume", json={"input": {"approved": True}})
+        assert resumed.status_code == 200, resumed.text
+        with SSEReader(f"{second.url}/envelopes/{envelope_id}/stream") as reader:
+            final = [f for f in reader.frames() if f["event"] == "end"][0]["data"]
+        assert final["status"] == "succeeded"
+        assert final["result"] == {"published": True, "draft": "before the restart"}
+    finally:
+        second.stop()

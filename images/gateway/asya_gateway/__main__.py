@@ -75,7 +75,11 @@ def main() -> int:
                 tmp = Path(run.url_file + ".tmp")
                 tmp.write_text(url)
                 tmp.replace(run.url_file)
-        await task
+        try:
+            await task
+        finally:  # a stopped gateway leaves no URL behind for `asya send --stream` to try
+            if run.url_file and Path(run.url_file).exists() and Path(run.url_file).read_text() == url:
+                Path(run.url_file).unlink()
 
     asyncio.run(serve())
     return 0 if server.started else 1
