@@ -121,18 +121,42 @@ def load_actor(path: str | Path, layers: list[Path] = (), chart_dir: Path = CHAR
     problem = actor_name_problem(values["name"]) if isinstance(values.get("name"), str) and values["name"] else None
     if problem:  # before the schema, whose message for a reserved name would not say why
         raise ValuesError(f"{path}: name: {problem}; choose another actor name")
+    user_values = values
     values = _validate_against_chart(path, values, chart_dir)
     for key in ("name", "handler"):
         if not isinstance(values.get(key), str) or not values[key]:
             raise ValuesError(f"{path}: '{key}' is required")
     runtime_env, sidecar_env = _container_env(values, path)
-    default_runtime, default_sidecar = _container_env(
-        deep_merge(_load_yaml(chart_dir / "values.yaml"), {k: values[k] for k in ("name", "handler")}), path)
-    defaulted = frozenset(k for k, v in {**runtime_env, **sidecar_env}.items()
-                          if default_runtime.get(k, default_sidecar.get(k)) == v
-                          and k not in ("ASYA_ACTOR_NAME", "ASYA_HANDLER"))
+    defaulted = frozenset(k for k, paths in ENV_SOURCES.items()  # no values file sets them: the chart's default
+                          if not any(_has_path(user_values, p) for p in paths))
     return ActorSpec(name=values["name"], source=path, runtime_env=runtime_env, sidecar_env=sidecar_env,
                      defaulted=defaulted)
+
+
+# Which values keys each env variable comes from (as the chart's deployment.yaml derives it). A variable none of
+# whose keys a values file sets carries the chart's default, and the environment of `asya dev` may override it.
+ENV_SOURCES: dict[str, tuple[str, ...]] = {
+    "ASYA_HANDLER_MODE": ("handlerMode",), "ASYA_HANDLER_ARGS": ("handlerArgs",), "ASYA_CONCURRENCY": ("concurrency",),
+    "ASYA_LOG_LEVEL": ("logLevel",), "ASYA_ACTOR_TIMEOUT": ("resiliency.actorTimeout",),
+    "ASYA_RETRY_MAX_ATTEMPTS": ("resiliency.policies.default.maxAttempts",),
+    "ASYA_RETRY_BACKOFF": ("resiliency.policies.default.backoff",),
+    "ASYA_RETRY_INITIAL_INTERVAL": ("resiliency.policies.default.initialInterval",),
+    "ASYA_RETRY_MAX_INTERVAL": ("resiliency.policies.default.maxInterval",),
+    "ASYA_RETRY_NON_RETRYABLE_ERRORS": ("resiliency.policies.default.nonRetryableErrors",),
+    "ASYA_DLQ_MAX_RECEIVE_COUNT": ("resiliency.deadLetter.maxReceiveCount",),
+    "ASYA_LEASE_SECONDS": ("transport.leaseSeconds",),
+    "ASYA_SHUTDOWN_GRACE": ("sidecar.shutdownGrace",),  # its default follows actorTimeout, as in the chart
+    "ASYA_RUNTIME_CONNECT_TIMEOUT": ("sidecar.runtimeConnectTimeout",),
+}
+
+
+def _has_path(values: dict[str, Any], dotted: str) -> bool:
+    node: Any = values
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
 
 
 def _container_env(values: dict[str, Any], path: Path) -> tuple[dict[str, str], dict[str, str]]:
