@@ -63,7 +63,7 @@ def text_of(page, selector: str) -> str:
 
 
 def test_tokens_appear_on_the_page_before_the_envelope_finishes(mesh, browser, tmp_path):
-    words = [f"token{i}" for i in range(10)]
+    words = [f"token{i}" for i in range(20)]
     envelope_id = submit(mesh, ["words"], {"text": " ".join(words), "delay": 0.4})
     page = browser.new_page()
     try:
@@ -77,7 +77,10 @@ def test_tokens_appear_on_the_page_before_the_envelope_finishes(mesh, browser, t
         assert text_of(page, "#fly") == " ".join(words) + " "
         hops = page.locator("#hops tr").all_text_contents()
         assert any("running" in h and "words" in h for h in hops)
-        assert '"words": 10' in text_of(page, "#record")
+        assert '"words": 20' in text_of(page, "#record")
+        page.reload()  # a finished envelope: its history replays, the final status stays
+        expect(page.locator("#fly")).to_have_text(" ".join(words) + " ", timeout=30000)
+        assert text_of(page, "#status") == "succeeded"
     finally:
         page.close()
 

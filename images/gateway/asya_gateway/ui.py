@@ -47,9 +47,11 @@ const key = sessionStorage.getItem("asya-key");
 const auth = key ? {"Authorization": "Bearer " + key} : {};
 const $ = (s) => document.getElementById(s);
 $("envelope-id").textContent = id;
-let start = null, lastSeq = 0, pausedId = null, done = false;
+let start = null, lastSeq = 0, pausedId = null, done = false, settled = false;
+const FINAL = ["succeeded", "failed", "canceled", "dead_lettered"];
 
 function setStatus(s) { const b = $("status"); b.textContent = s; b.className = "badge " + s; }
+function liveStatus(s) { if (!settled) setStatus(s); }  // replayed history never hides a final status
 function problem(text) { const p = $("problem"); p.hidden = false; p.textContent = text; }
 function chunkText(d) {
   if (typeof d === "string") return d;
@@ -77,15 +79,17 @@ function onEvent(e) {
     pausedId = e.envelope_id; $("pause").hidden = false;
     $("pause-prompt").textContent = (e.data && e.data.prompt) || "";
     $("pause-schema").textContent = JSON.stringify((e.data && e.data.schema) || {}, null, 2);
-    setStatus("paused");
-  } else if (e.kind === "resumed") { $("pause").hidden = true; setStatus("running"); }
-  else if (e.kind === "running") setStatus("running");
+    liveStatus("paused");
+    if (settled) $("pause").hidden = true;
+  } else if (e.kind === "resumed") { $("pause").hidden = true; liveStatus("running"); }
+  else if (e.kind === "running") liveStatus("running");
 }
 async function loadRecord() {
   const r = await fetch(base + "/envelopes/" + encodeURIComponent(id), {headers: auth});
   const body = await r.json();
   if (!r.ok) { problem(body.error ? body.error.message : r.statusText); setStatus("error"); return null; }
   $("record").textContent = JSON.stringify(body, null, 2);
+  settled = FINAL.includes(body.status) && !(body.branches || []).some((b) => !FINAL.includes(b.status));
   setStatus(body.status); showError(body.error);
   for (const b of body.branches || []) showError(b.error);
   return body;
@@ -97,7 +101,7 @@ function handleFrame(frame) {
     else if (line.startsWith("data:")) data += line.slice(5).trim();
   }
   if (!data) return;
-  if (event === "end") { done = true; const rec = JSON.parse(data); $("record").textContent = JSON.stringify(rec, null, 2);
+  if (event === "end") { done = true; settled = true; $("pause").hidden = true; const rec = JSON.parse(data); $("record").textContent = JSON.stringify(rec, null, 2);
     setStatus(rec.status); showError(rec.error); for (const b of rec.branches || []) showError(b.error); return; }
   if (event === "error") { problem(JSON.parse(data).message); return; }
   onEvent(JSON.parse(data));
