@@ -92,3 +92,32 @@ def test_controller_reconcile_spans_reach_jaeger(tmp_path):
         assert spans["reconcile ml/store"]["tags"]["error.type"] == "RuntimeError"
     finally:
         jaeger.stop()
+
+
+def test_a_full_export_queue_drops_spans_and_counts_them_without_blocking():
+    import socket
+    import time
+
+    from asya_common.otel import create_provider, drop_counter, shutdown_provider
+
+    # A backend that accepts connections and never answers: the export thread hangs in its first export.
+    stuck = socket.socket()
+    stuck.bind(("127.0.0.1", 0))
+    stuck.listen(16)
+    try:
+        registry = CollectorRegistry()
+        settings = load_settings(TracingSettings, {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{stuck.getsockname()[1]}",
+            "OTEL_EXPORTER_OTLP_TIMEOUT_SECONDS": "3", "OTEL_BSP_MAX_QUEUE_SIZE": "5",
+            "OTEL_BSP_SCHEDULE_DELAY": "60000"})
+        provider = create_provider(settings, "test", drop_counter(registry))
+        tracer = provider.get_tracer("test")
+        started = time.monotonic()
+        for i in range(50):
+            tracer.start_span(f"s{i}").end()
+        assert time.monotonic() - started < 2  # never waits for the backend
+        # 5 taken by the hanging export, 5 queued, the other 40 dropped and counted.
+        assert registry.get_sample_value("asya_trace_spans_dropped_total", {"reason": "queue_full"}) >= 30
+        asyncio.run(shutdown_provider(provider, timeout=1))
+    finally:
+        stuck.close()
