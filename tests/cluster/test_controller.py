@@ -163,3 +163,28 @@ async def test_watches_exactly_the_configured_namespaces(scope, control_plane, s
             assert not await queue_exists(transport, f"asya-c{other}"), "acted outside ASYA_CONTROLLER_NAMESPACES"
     finally:
         assert proc.stop() == 0, proc.logs()[-3000:]
+
+
+async def test_dlq_bookkeeping_records_dead_lettered_envelopes(control_plane, namespace, sqlite_transport, tmp_path):
+    """Issue 10: an envelope the broker dead-lettered is ``dead_lettered`` in the status store (before: ``running``)."""
+    from asya_common.status import open_store
+
+    settings, transport = sqlite_transport
+    store = open_store(tmp_path / "status.sqlite3")
+    store.mark_running("stuck-1", "keeper")
+    proc = ControllerProcess(tmp_path, control_plane.kubeconfig, settings, identity="ctl-dl", namespaces=namespace,
+                             lease_namespace=namespace, extra_env={"ASYA_CONTROLLER_DLQ_INTERVAL": "1s",
+                                                                   "ASYA_STATUS_DB": str(tmp_path / "status.sqlite3")})
+    try:
+        apply(control_plane, namespace, actor_deployment("keeper"))
+        await wait_until(lambda: queue_exists(transport, "asya-keeper-dlq"), 30, "DLQ asya-keeper-dlq")
+        await transport.send("asya-keeper-dlq", env.dumps(env.make_envelope(["keeper"], 1, envelope_id="stuck-1")))
+
+        async def dead_lettered():
+            record = await asyncio.to_thread(store.get, "stuck-1")
+            return record["status"] == "dead_lettered" and record
+        await wait_until(dead_lettered, 30, "stuck-1 recorded dead_lettered")
+        assert (await transport.depth("asya-keeper-dlq")).total == 1  # recorded, never taken from the DLQ
+    finally:
+        store.close()
+        assert proc.stop() == 0, proc.logs()[-3000:]
