@@ -122,3 +122,22 @@ def test_the_sidecar_refuses_nonsensical_durations(value):
     done = subprocess.run([sys.executable, "-m", "asya_sidecar"], capture_output=True, text=True, env=environ,
                           timeout=60)
     assert done.returncode == 2 and "ASYA_ACTOR_TIMEOUT" in done.stderr, done.stderr
+
+
+def test_dlq_show_of_a_deeply_nested_dead_letter_is_one_line_per_message(fake_mesh_dir):
+    import asyncio
+
+    from asya_common.transport import QueueSpec, TransportSettings, create_transport
+
+    async def park() -> None:
+        settings = TransportSettings(sqlite_path=str(fake_mesh_dir / "queues.sqlite3"))
+        async with create_transport(settings) as transport:
+            await transport.ensure_queue(QueueSpec("asya-a", "asya-a-dlq"))
+            await transport.send("asya-a-dlq", b'{"id": "deep", "route": {"curr": "a"}, "payload": '
+                                 + b"[" * 100_000 + b"]" * 100_000 + b"}")
+
+    asyncio.run(park())
+    done = asya("dlq", "show", "a", "--state-dir", str(fake_mesh_dir))
+    assert done.returncode == 0, done.stderr.decode()
+    lines = done.stdout.decode().splitlines()
+    assert len(lines) == 1 and "nested too deeply" in json.loads(lines[0])["decode_error"]
