@@ -15,7 +15,6 @@ the real runtime and sidecar. Waits are generous and the observed timeline is pr
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import urllib.parse
@@ -36,7 +35,7 @@ pytestmark = [pytest.mark.cluster, pytest.mark.broker, pytest.mark.slow, pytest.
 TRANSPORTS = ["rabbitmq", "sqs"]
 MAX_REPLICAS = 5
 COOLDOWN = 30
-SLOW_CALL = 25  # seconds; the actor timeout (and so the drain time on SIGTERM) is longer
+SLOW_CALL = 30  # seconds; the actor timeout (and so the drain time on SIGTERM) is longer
 
 
 def _secret(plane, namespace: str, name: str, data: dict[str, str]) -> None:
@@ -130,6 +129,9 @@ class Run:
         await wait_until(lambda: not pod_processes(self.cluster.kubelet.pid, self.namespace), 30,
                          "no pod process left")
         self.timeline.mark("->0 processes")
+        log = (self.cluster.workdir / "kubelet.log").read_text(errors="replace")
+        killed = [line for line in log.splitlines() if f" {self.namespace}/" in line and "SIGKILL" in line]
+        assert not killed, f"pods had to be killed after their grace period: {killed}"
 
     async def queue_empty(self) -> None:
         for name in (self.queue, env.dlq_name(self.actor, self.prefix)):
