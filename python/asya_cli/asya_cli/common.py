@@ -33,10 +33,12 @@ def transport_settings(args: argparse.Namespace, environ: dict[str, str]) -> Tra
             raise CliError(exc.args[0]) from None
     if getattr(args, "transport", None):
         source["ASYA_TRANSPORT"] = args.transport
-    if source.get("ASYA_SQLITE_PATH", TransportSettings.sqlite_path) == TransportSettings.sqlite_path:
+    in_state_dir = source.get("ASYA_SQLITE_PATH", TransportSettings.sqlite_path) == TransportSettings.sqlite_path
+    if in_state_dir:
         source["ASYA_SQLITE_PATH"] = str(state_dir / "queues.sqlite3")
     settings = load_settings(TransportSettings, source)
-    if settings.kind == "sqlite" and not state_dir.is_dir():  # never a new, empty mesh in a mistyped dir
+    # Never a new, empty mesh in a mistyped state dir; an explicit ASYA_SQLITE_PATH names its own database.
+    if settings.kind == "sqlite" and in_state_dir and not state_dir.is_dir():
         raise CliError(f"state dir {state_dir} does not exist (start `asya dev` with it, or pass the "
                        "--state-dir of a running mesh)")
     return settings
