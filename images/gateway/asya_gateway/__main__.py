@@ -81,8 +81,18 @@ def main() -> int:
             if run.url_file and Path(run.url_file).exists() and Path(run.url_file).read_text() == url:
                 Path(run.url_file).unlink()
 
-    asyncio.run(serve())
+    run_loop(serve())
     return 0 if server.started else 1
+
+
+def run_loop(coro) -> None:
+    """Runs the server on uvloop when installed (fewer CPU cycles per SSE write), else on asyncio's loop."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(coro)
+        return
+    uvloop.run(coro)
 
 
 if __name__ == "__main__":

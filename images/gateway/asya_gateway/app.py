@@ -110,7 +110,9 @@ def create_app(settings: GatewaySettings | None = None, transport_settings: Tran
             stack.push_async_callback(asyncio.to_thread, store.close)
             await transport.connect()
             stack.push_async_callback(transport.close)
-            feed = EventFeed(store, poll_interval=settings.poll_interval)
+            # SQLite is polled; PostgreSQL wakes the feed with LISTEN/NOTIFY, its poll is only a safety net.
+            poll = settings.poll_interval if store.dialect == "sqlite" else max(settings.poll_interval, 1.0)
+            feed = EventFeed(store, poll_interval=poll)
             await feed.start()
             stack.push_async_callback(feed.close)
             service.attach(store, transport, feed)

@@ -25,7 +25,7 @@ class GatewaySettings:
     max_body_bytes: int = env_field("ASYA_GATEWAY_MAX_BODY_BYTES", default=1_048_576, help="largest request body")
     keepalive: Duration = env_field("ASYA_GATEWAY_KEEPALIVE", default=Duration(15.0), help="SSE keep-alive comment period")
     poll_interval: Duration = env_field(
-        "ASYA_GATEWAY_POLL_INTERVAL", default=Duration(0.02), help="SQLite event feed poll period")
+        "ASYA_GATEWAY_POLL_INTERVAL", default=Duration(0.01), help="SQLite event feed poll period")
     expire_interval: Duration = env_field(
         "ASYA_GATEWAY_EXPIRE_INTERVAL", default=Duration(5.0),
         help="how often expired pauses are failed or resumed (once across replicas); 0 = never")
