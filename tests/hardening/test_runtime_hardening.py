@@ -46,6 +46,9 @@ async def runtime(tmp_path):
     ("hd_handlers.raise_base", "hd_handlers.Custom"),
     ("hd_handlers.raise_keyboard", "KeyboardInterrupt"),
     ("hd_handlers.araise_base", "hd_handlers.Custom"),
+    # A handler's own ConnectionError is its failure, not a lost sidecar socket (before: no answer until actorTimeout).
+    ("hd_handlers.raise_refused", "ConnectionRefusedError"),
+    ("hd_handlers.stream_then_broken_pipe", "BrokenPipeError"),
 ])
 async def test_a_base_exception_is_reported_at_once(runtime, handler, kind):
     process, client = await runtime(handler)

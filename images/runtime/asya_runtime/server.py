@@ -30,6 +30,17 @@ log = logging.getLogger("asya_runtime")
 HANDLER_EXIT_CODE = 70  # a handler called sys.exit(): restart this runtime (never mistaken for exit 2/3)
 
 
+class _SocketLost(Exception):
+    """The sidecar's socket went away during a call (told apart from a ConnectionError the handler raised)."""
+
+
+async def _send_frame(conn: Connection, frame: dict[str, Any]) -> None:
+    try:
+        await conn.send(frame)
+    except ConnectionError as exc:
+        raise _SocketLost() from exc
+
+
 def _check_result(value: Any, what: str, max_depth: int) -> None:
     """Raises ResultError when ``value`` is not strict JSON (NaN, Infinity, a lone surrogate, too deep)."""
     try:
@@ -250,15 +261,15 @@ class RuntimeServer:
 
                 async def send_fly(data: Any) -> None:
                     _check_result(data, "FLY data", strictjson.MAX_DEPTH)
-                    await conn.send({"id": request_id, "type": "fly", "data": data})
+                    await _send_frame(conn, {"id": request_id, "type": "fly", "data": data})
 
                 try:
                     outputs = await self.invoker.invoke(envelope, send_fly)
                     _check_result(outputs, "handler result", strictjson.MAX_DEPTH + 1)
-                    await conn.send({"id": request_id, "type": "result", "outputs": outputs})
+                    await _send_frame(conn, {"id": request_id, "type": "result", "outputs": outputs})
                     log.debug("call done", extra={"outputs": len(outputs)})
-                except ConnectionError:
-                    raise
+                except _SocketLost as exc:
+                    raise exc.__cause__ from None
                 except asyncio.CancelledError:
                     if asyncio.current_task().cancelling():
                         raise  # really cancelled (shutdown); otherwise the handler raised it itself

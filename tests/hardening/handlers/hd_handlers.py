@@ -17,6 +17,15 @@ def raise_keyboard(payload):
     raise KeyboardInterrupt("typed Ctrl-C in a handler")
 
 
+def raise_refused(payload):
+    raise ConnectionRefusedError("the model server refused the connection")
+
+
+def stream_then_broken_pipe(payload):
+    yield ("FLY", {"token": "a"})
+    raise BrokenPipeError("the handler's own pipe broke")
+
+
 async def araise_base(payload):
     raise Custom("async, not an Exception subclass")
 
