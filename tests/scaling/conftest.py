@@ -31,8 +31,8 @@ def _node_ready(plane: ControlPlane) -> bool:
 
 
 @pytest.fixture(scope="package")
-def scaling_cluster():
-    """The whole stack, started once for the package; logs stay in the temp dir on failure to start."""
+def scaling_cluster(request):
+    """The whole stack, started once for the package; its logs are kept when a test failed."""
     binaries = [apiserver_binary(), kube_binary("kube-controller-manager"), kube_binary("kube-scheduler"),
                 keda_binary("keda-operator"), keda_binary("keda-adapter")]
     missing = [str(b) for b in binaries if not b.exists()]
@@ -67,7 +67,10 @@ def scaling_cluster():
                 kubelet.wait()
         keda.stop()
         plane.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+        if request.session.testsfailed:
+            print(f"\nscaling cluster logs kept in {workdir} (a test failed)")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture

@@ -200,4 +200,5 @@ async def test_crash_looping_handler_scales_back_to_zero_and_parks_envelopes_in_
         assert run.finals.ids("errors") == set(ids)
         assert run.observer.max_restarts >= 1, "the runtime container crashed and was restarted by the kubelet"
         errors = [e["headers"][env.H_ERROR] for e in run.finals.errors]
-        assert all(error["type"] == "RuntimeCrashed" and error["actor"] == run.actor for error in errors), errors[:2]
+        summary = [(e["actor"], e["type"], e["message"], [a.get("type") for a in e.get("attempts", [])]) for e in errors]
+        assert all(error["type"] == "RuntimeCrashed" and error["actor"] == run.actor for error in errors), summary
