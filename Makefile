@@ -42,7 +42,11 @@ test: venv system-deps $(TEST_PREREQS)
 test-unit: venv
 	$(PY) -m pytest tests/unit -q
 
+# Benchmark-only packages (the Celery baseline, the profiler): installed by `make bench`, never by `make test`.
+BENCH_PACKAGES := celery py-spy
+
 bench: venv
+	$(PY) -m pip install -q -c constraints.txt $(BENCH_PACKAGES)
 	$(PY) -m benchmarks.run
 
 clean:

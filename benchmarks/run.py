@@ -1,6 +1,8 @@
 """`make bench`: the pipeline benchmark table, sidecar vs bare relay, per transport and concurrency.
 
 Usage: ``python -m benchmarks.run [--transports sqlite,rabbitmq] [-n 2000] [--latency-n 200] [--rate 50]``.
+It starts with the RabbitMQ comparison against a bare aio-pika relay and a Celery chain
+(``benchmarks/compare.py``, ``--compare-rounds 0`` skips it).
 Broker transports use the ASYA_* connection env when it is set (e.g. ASYA_RABBITMQ_URL); otherwise the
 benchmark starts the same local servers the tests use (RabbitMQ from Debian, ElasticMQ, the Pub/Sub
 emulator) on 127.0.0.1 and stops them afterwards. A broker that cannot be started is reported and skipped.
@@ -45,7 +47,14 @@ async def main() -> None:
     parser.add_argument("--no-tracing", action="store_true", help="skip the tracing on/off rows (benchmarks/tracing.py)")
     parser.add_argument("--gateway-backends", default="sqlite,postgres",
                         help="status stores of the gateway rows (benchmarks/gateway.py); empty = no gateway rows")
+    parser.add_argument("--compare-rounds", type=int, default=3,
+                        help="rounds of the RabbitMQ comparison with a bare aio-pika relay and Celery "
+                             "(benchmarks/compare.py); 0 = skip it")
     args = parser.parse_args()
+    if args.compare_rounds > 0:  # the headline table: ours vs bare relay vs Celery, CPU per envelope from /proc
+        from benchmarks import compare
+
+        await compare.main(["-n", str(args.n), "--rounds", str(args.compare_rounds)])
     rows = []
     for kind in args.transports.split(","):
         server = None

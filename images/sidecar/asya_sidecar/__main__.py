@@ -9,6 +9,7 @@ from asya_common.logging import configure_logging
 from asya_common.otel import TracingSettings
 from asya_common.settings import SettingsError, load_settings
 from asya_common.transport import TransportSettings
+from asya_sidecar import fastjson
 from asya_sidecar.app import Sidecar
 from asya_sidecar.settings import RetryPolicy, SidecarSettings
 
@@ -24,7 +25,14 @@ def main() -> int:
         print(f"asya-sidecar: invalid configuration: {exc}", file=sys.stderr)
         return 2
     configure_logging("sidecar", settings.log_level, actor=settings.actor)
-    asyncio.run(Sidecar(settings, policy, transport_settings, tracing_settings=tracing_settings).run())
+    fastjson.install()  # orjson behind strictjson (same results); docs/performance.md
+    sidecar = Sidecar(settings, policy, transport_settings, tracing_settings=tracing_settings)
+    try:
+        import uvloop  # the libuv event loop: about a fifth less CPU per hop (docs/performance.md)
+    except ImportError:
+        asyncio.run(sidecar.run())
+    else:
+        uvloop.run(sidecar.run())
     return 0
 
 

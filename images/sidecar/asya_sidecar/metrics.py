@@ -35,14 +35,23 @@ class SidecarMetrics:
         self.fly_chunks = Counter("asya_fly_chunks", "Partial results streamed by the handler", labels,
                                   registry=registry).labels(actor)
         self._actor = actor
+        self._children: dict[tuple[int, str], object] = {}
 
     def outcome(self, outcome: str) -> None:
         """Counts one finished message."""
-        self._outcomes.labels(self._actor, outcome).inc()
+        self._child(self._outcomes, outcome).inc()
 
     def published(self, destination: str) -> None:
         """Counts one envelope published to ``destination``'s queue."""
-        self._published.labels(self._actor, destination).inc()
+        self._child(self._published, destination).inc()
+
+    def _child(self, metric, label: str):
+        """The labelled series, looked up once (``labels()`` takes a lock and builds a key every call)."""
+        key = (id(metric), label)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(self._actor, label)
+        return child
 
     def error(self, error_type: str) -> None:
         """Counts one failed attempt by its error type (``ValueError``, ``ActorTimeout``, ``mod.MyError``)."""

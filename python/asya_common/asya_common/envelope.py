@@ -229,8 +229,27 @@ def check_route_rewrite(before: dict[str, Any], after: dict[str, Any]) -> None:
 
 
 def copy_envelope(envelope: dict[str, Any]) -> dict[str, Any]:
-    """Deep copy, so outputs never share mutable state with their input."""
-    return copy.deepcopy(envelope)
+    """Deep copy, so outputs never share mutable state with their input.
+
+    Envelopes are JSON trees: dicts and lists are rebuilt, str/int/float/bool/None are immutable and
+    shared; anything else (a handler's own object) goes through ``copy.deepcopy``. Several times
+    faster than ``deepcopy`` of the whole tree, which tracks a memo of every object it visits.
+    """
+    return _copy_json(envelope)
+
+
+_IMMUTABLE = (str, int, float, bool, type(None))
+
+
+def _copy_json(value: Any) -> Any:
+    kind = type(value)
+    if kind is dict:
+        return {key: item if type(item) in _IMMUTABLE else _copy_json(item) for key, item in value.items()}
+    if kind is list:
+        return [item if type(item) in _IMMUTABLE else _copy_json(item) for item in value]
+    if kind in _IMMUTABLE:
+        return value
+    return copy.deepcopy(value)
 
 
 def to_error_end(envelope: dict[str, Any], error: dict[str, Any]) -> dict[str, Any]:

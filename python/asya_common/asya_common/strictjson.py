@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any
+from typing import Any, Callable
 
 #: Deepest nesting of objects/arrays accepted anywhere in a message (the envelope itself uses 3).
 MAX_DEPTH = 256
@@ -46,6 +46,19 @@ def _finite_float(text: str) -> float:
     return value
 
 
+# A faster codec a process may install (the sidecar: orjson, see asya_sidecar.fastjson); None = stdlib only.
+# It must refuse whatever it cannot represent exactly; any exception falls back to the stdlib path,
+# which then decides with the exact same result and error messages.
+_fast_loads: Callable[[str | bytes], Any] | None = None
+_fast_dumps: Callable[[Any], bytes] | None = None
+
+
+def use_codec(fast_loads: Callable[[str | bytes], Any] | None, fast_dumps: Callable[[Any], bytes] | None) -> None:
+    """Installs (or, with None, removes) a faster parser/serialiser tried before the standard library."""
+    global _fast_loads, _fast_dumps
+    _fast_loads, _fast_dumps = fast_loads, fast_dumps
+
+
 def loads(text: str | bytes, max_depth: int = MAX_DEPTH, what: str = "text") -> Any:
     """Parses strict JSON text (bytes must be UTF-8).
 
@@ -53,6 +66,15 @@ def loads(text: str | bytes, max_depth: int = MAX_DEPTH, what: str = "text") -> 
         NotStrictJSON: Not UTF-8, not JSON, NaN/Infinity, nesting deeper than :data:`MAX_DEPTH`,
             a lone surrogate, or an integer too long to convert.
     """
+    if _fast_loads is not None:
+        try:
+            value = _fast_loads(text)
+        except Exception:  # noqa: BLE001 - the stdlib path below gives the answer (or the exact error)
+            pass
+        else:
+            if needs_check(text, max_depth):
+                check(value, what, max_depth)
+            return value
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8")
@@ -68,8 +90,22 @@ def loads(text: str | bytes, max_depth: int = MAX_DEPTH, what: str = "text") -> 
         raise NotStrictJSON(f"{what} is nested too deeply (more than {max_depth} levels)") from None
     except ValueError as exc:  # e.g. an integer literal with more digits than Python converts
         raise NotStrictJSON(f"{what} is not valid JSON ({str(exc)[:200]})") from None
-    check(value, what, max_depth)
+    if needs_check(text, max_depth):
+        check(value, what, max_depth)
     return value
+
+
+def needs_check(text: str | bytes, max_depth: int = MAX_DEPTH) -> bool:
+    """False when scanning the text proves the parsed value passes :func:`check` (C-speed scans only).
+
+    The parse hooks already refuse NaN, Infinity and out-of-range numbers, and UTF-8 decoding refuses
+    encoded surrogates; what is left is nesting (at most one level per ``[`` or ``{`` in the text) and
+    lone surrogates, which only a ``\\u`` escape can produce. Ordinary messages skip the tree walk.
+    """
+    if isinstance(text, bytes):
+        return text.count(b"[") + text.count(b"{") >= max_depth or b"\\u" in text
+    # a str may hold lone surrogates without any escape (argv and files decoded with surrogateescape)
+    return text.count("[") + text.count("{") >= max_depth or "\\u" in text or _SURROGATE.search(text) is not None
 
 
 def check(value: Any, what: str = "value", max_depth: int = MAX_DEPTH) -> None:
@@ -105,6 +141,11 @@ def dumps(value: Any) -> bytes:
         NotStrictJSON: ``value`` holds NaN/Infinity, a lone surrogate or is nested too deeply.
         TypeError: ``value`` holds something JSON has no type for.
     """
+    if _fast_dumps is not None:
+        try:
+            return _fast_dumps(value)
+        except Exception:  # noqa: BLE001 - the stdlib path below gives the answer (or the exact error)
+            pass
     try:
         return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
     except (ValueError, RecursionError) as exc:  # found cheaply by json itself; name the problem

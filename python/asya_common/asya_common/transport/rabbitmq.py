@@ -247,6 +247,9 @@ class RabbitMQTransport(Transport):
 
     async def _consumer(self, queue: str, prefetch: int) -> _Consumer:
         await self._connected()
+        consumer = self._consumers.get(queue)
+        if consumer is not None and prefetch <= consumer.prefetch and not consumer.channel.is_closed:
+            return consumer  # the common case: no lock, no await
         lock = self._consumer_locks.setdefault(queue, asyncio.Lock())
         async with lock:  # concurrent receivers of one queue share one consumer
             return await self._consumer_locked(queue, prefetch)
@@ -278,13 +281,15 @@ class RabbitMQTransport(Transport):
         received: list[ReceivedMessage] = []
         while len(received) < max_messages:
             try:
+                incoming = consumer.buffer.get_nowait()  # already delivered: no timer, no task
+            except asyncio.QueueEmpty:
                 if received:
-                    incoming = consumer.buffer.get_nowait()
-                else:
+                    break
+                try:
                     remaining = deadline - time.monotonic()
                     incoming = await asyncio.wait_for(consumer.buffer.get(), max(remaining, 0.001))
-            except (asyncio.QueueEmpty, asyncio.TimeoutError):
-                break
+                except asyncio.TimeoutError:
+                    break
             message = await self._lease(queue, incoming, lease_seconds)
             if message is not None:
                 received.append(message)

@@ -3,8 +3,9 @@
 One database file is shared by every process of a dev mesh (sidecars, crew, CLI). Each queue is a
 set of rows in ``messages``; a receive leases rows by pushing ``visible_at`` into the future under
 a fresh ``lease_token``, so a crashed consumer's messages simply become visible again when the lease
-runs out. Every state change is one committed transaction (WAL, ``synchronous=FULL``), which is
-what "durably sent" means here. Deliveries are counted per message; one that would exceed its
+runs out. Every state change is committed (WAL, ``synchronous=FULL``) before its call returns, which
+is what "durably sent" means here; writes queued at the same moment share one commit
+(``_sqlite_group.GroupCommit``). Deliveries are counted per message; one that would exceed its
 queue's ``max_receive_count`` is moved to the queue's DLQ instead of being delivered.
 
 Why not a library: the maintained SQLite queues on PyPI (persist-queue, litequeue) have no leases
@@ -33,6 +34,7 @@ from asya_common.transport.base import (
     TransportError,
     drift_between,
 )
+from asya_common.transport._sqlite_group import GroupCommit
 from asya_common.transport.config import TransportSettings
 
 T = TypeVar("T")
@@ -70,6 +72,7 @@ class SQLiteTransport(Transport):
         self._path = Path(settings.sqlite_path)
         self._conn: sqlite3.Connection | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self._group = GroupCommit(lambda: self._conn)
 
     # -- plumbing -------------------------------------------------------------------------
     async def connect(self) -> None:
@@ -114,6 +117,22 @@ class SQLiteTransport(Transport):
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._executor, fn, *args)
+        except sqlite3.Error as exc:
+            raise TransportError(f"SQLite queue {self._path}: {exc}") from exc
+
+    async def _write(self, body: Callable[[sqlite3.Connection], T]) -> T:
+        """One write transaction, committed together with the writes queued meanwhile (one fsync)."""
+        if self._executor is None:
+            raise TransportError("SQLite transport is not connected (call connect() first)")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future = loop.create_future()
+        if self._group.submit(body, future):
+            try:
+                loop.run_in_executor(self._executor, self._group.drain)
+            except RuntimeError as exc:  # executor shut down by close()
+                self._group.abandon(TransportError(f"SQLite transport is closing: {exc}"))
+        try:
+            return await future
         except sqlite3.Error as exc:
             raise TransportError(f"SQLite queue {self._path}: {exc}") from exc
 
@@ -186,7 +205,7 @@ class SQLiteTransport(Transport):
                 [(uuid.uuid4().hex, queue, sqlite3.Binary(b), now, now + delay_seconds) for b in bodies],
             )
 
-        await self._run(self._tx, insert)
+        await self._write(insert)
 
     async def receive(
         self, queue: str, *, max_messages: int = 1, wait_seconds: float = 1.0, lease_seconds: float = 30.0
@@ -244,26 +263,27 @@ class SQLiteTransport(Transport):
             )
         return leased
 
-    def _update_leased(self, message: ReceivedMessage, sql: str, *params: Any) -> None:
+    async def _update_leased(self, message: ReceivedMessage, sql: str, *params: Any) -> None:
         seq, token = message.handle
-        cursor = self._tx(lambda conn: conn.execute(sql, (*params, seq, token)))
-        if cursor.rowcount == 0:
-            raise LeaseLost(f"lease on message {message.message_id} in {message.queue!r} was lost")
+
+        def update(conn: sqlite3.Connection) -> None:
+            if conn.execute(sql, (*params, seq, token)).rowcount == 0:
+                raise LeaseLost(f"lease on message {message.message_id} in {message.queue!r} was lost")
+
+        await self._write(update)
 
     async def ack(self, message: ReceivedMessage) -> None:
-        await self._run(self._update_leased, message, "DELETE FROM messages WHERE seq=? AND lease_token=?")
+        await self._update_leased(message, "DELETE FROM messages WHERE seq=? AND lease_token=?")
 
     async def nack(self, message: ReceivedMessage, *, delay_seconds: float = 0.0) -> None:
-        await self._run(
-            self._update_leased,
+        await self._update_leased(
             message,
             "UPDATE messages SET visible_at=?, lease_token=NULL WHERE seq=? AND lease_token=?",
             time.time() + delay_seconds,
         )
 
     async def extend_lease(self, message: ReceivedMessage, seconds: float) -> None:
-        await self._run(
-            self._update_leased,
+        await self._update_leased(
             message,
             "UPDATE messages SET visible_at=? WHERE seq=? AND lease_token=?",
             time.time() + seconds,
