@@ -76,7 +76,7 @@ def test_a_corrupt_status_store_is_one_line(tmp_path):
     state = tmp_path / "state"
     state.mkdir()
     (state / "status.sqlite3").write_bytes(b"this is not a database" * 100)
-    one_line_error(asya("status", "abc", "--state-dir", str(state)), "cannot be used")
+    one_line_error(asya("status", "abc", "--state-dir", str(state)), "is not a database")
 
 
 def test_replay_changes_nothing_when_the_publish_fails(tmp_path):

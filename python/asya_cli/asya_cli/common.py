@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 
 from asya_common.settings import load_settings
+from asya_common.status import StatusStore, open_store
 from asya_common.transport import TransportSettings
 from asya_cli.dev import read_dev_file
 from asya_cli.local_access import restore
@@ -42,3 +43,29 @@ def transport_settings(args: argparse.Namespace, environ: dict[str, str]) -> Tra
         raise CliError(f"state dir {state_dir} does not exist (start `asya dev` with it, or pass the "
                        "--state-dir of a running mesh)")
     return settings
+
+
+def open_status_store(args: argparse.Namespace, environ: dict[str, str], *, must_exist: bool = True) -> StatusStore:
+    """The store named by ``--store``, ``ASYA_STATUS_DB`` or the dev mesh's state dir (one rule for every verb).
+
+    Args:
+        args: Parsed arguments (``state_dir``, and ``store`` where the verb has it).
+        environ: The environment.
+        must_exist: Refuse a state dir without a status store (reading verbs); ``send`` may create it.
+
+    Raises:
+        CliError: No store there, or it cannot be opened (one line).
+    """
+    location = getattr(args, "store", None) or environ.get("ASYA_STATUS_DB")
+    if not location:
+        path = Path(args.state_dir) / "status.sqlite3"
+        if must_exist and not path.exists():
+            raise CliError(f"no status store at {path} (run `asya dev` first, pass --state-dir or --store)")
+        location = str(path)
+    try:
+        return open_store(location)
+    except (ValueError, RuntimeError) as exc:
+        raise CliError(f"cannot open the status store: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - e.g. psycopg.OperationalError: name it, one line
+        raise CliError(f"cannot open the status store {location.split('@')[-1]!r}: {type(exc).__name__}: "
+                       f"{str(exc).splitlines()[0] if str(exc) else ''}") from None

@@ -284,14 +284,13 @@ class DevMesh:
 
     async def _record_dead_letters(self, transport: Any, seen: dict[str, int]) -> None:
         """A DLQ that holds messages: their records become ``dead_lettered`` (never ``running`` forever)."""
-        store_path = self.state_dir / "status.sqlite3"
         for spec in self.actors:
             queue = env.dlq_name(spec.name, self.transport_settings.queue_prefix)
             total = (await transport.depth(queue)).total
-            if total and total != seen.get(queue) and store_path.exists():
+            if total and total != seen.get(queue):
                 from asya_common.status import open_store
 
-                store = await asyncio.to_thread(open_store, store_path)
+                store = await asyncio.to_thread(open_store, self.status_db)
                 try:
                     await dlq.record_dead_letters(transport, store, queue)
                 finally:

@@ -18,15 +18,15 @@ from typing import Any
 
 from asya_common import envelope as env
 from asya_common.settings import SettingsError
-from asya_common.status_store import StatusStore, is_settled
+from asya_common.status import StatusStore, is_settled
 from asya_common.transport import TRANSPORTS, TransportError, create_transport
 from asya_cli import devwatch, dlq_cmd, names, payload_input, replay_cmd, status_cmd
 from asya_cli.meshstate import require_running_mesh
 from asya_cli import stream_cmd
 from asya_cli import paused_cmd
-from asya_cli.common import CliError, transport_settings
-from asya_cli.dev import DevMesh
 from asya_cli import trace_cmd
+from asya_cli.common import CliError, open_status_store, transport_settings
+from asya_cli.dev import DevMesh
 from asya_cli.flow import cli as flow_cli
 from asya_cli.values import ValuesError, load_actor
 
@@ -94,7 +94,7 @@ def cmd_send(args: argparse.Namespace, environ: dict[str, str]) -> int:
         asyncio.run(publish())
     except TransportError as exc:
         raise CliError(f"cannot publish to actor {route[0]!r}: {exc} (is `asya dev` running with this actor?)")
-    store = StatusStore(Path(args.state_dir) / "status.sqlite3")
+    store = open_status_store(args, environ, must_exist=False)
     store.mark_pending(envelope["id"], route[0])  # never overwrites a record the mesh already finished
     if not args.wait:
         print(envelope["id"])
@@ -115,18 +115,11 @@ def _wait(store: StatusStore, envelope_id: str, timeout: float) -> dict[str, Any
         time.sleep(0.1)
 
 
-def _existing_status_store(args: argparse.Namespace) -> StatusStore:
-    path = Path(args.state_dir) / "status.sqlite3"
-    if not path.exists():
-        raise CliError(f"no status store at {path} (run `asya dev` first or pass --state-dir)")
-    return StatusStore(path)
-
-
 def cmd_status(args: argparse.Namespace, environ: dict[str, str]) -> int:
     if args.id is None:  # the listing: recent envelopes, filtered
-        status_cmd.print_listing(status_cmd.list_envelopes(_existing_status_store(args), args), args.json)
+        status_cmd.print_listing(status_cmd.list_envelopes(open_status_store(args, environ), args), args.json)
         return 0
-    store = _existing_status_store(args)
+    store = open_status_store(args, environ)
     record = store.tree(args.id)
     if record is None:
         raise CliError(f"no envelope with id {args.id!r}")
@@ -135,7 +128,7 @@ def cmd_status(args: argparse.Namespace, environ: dict[str, str]) -> int:
 
 
 def cmd_replay(args: argparse.Namespace, environ: dict[str, str]) -> int:
-    return replay_cmd.run(_existing_status_store(args), args, environ)
+    return replay_cmd.run(open_status_store(args, environ), args, environ)
 
 
 def build_parser(environ: dict[str, str]) -> argparse.ArgumentParser:
@@ -187,9 +180,9 @@ def build_parser(environ: dict[str, str]) -> argparse.ArgumentParser:
 
     dlq_cmd.add_parser(sub, state_default)
     paused_cmd.add_parser(sub, state_default)
+    trace_cmd.add_parser(sub, state_default)
     flow_cli.add_parser(sub)
     return parser
-    trace_cmd.add_parser(sub, state_default)
 
 
 def main(argv: list[str] | None = None) -> int:

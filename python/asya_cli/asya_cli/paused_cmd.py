@@ -19,10 +19,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from asya_common.status import PauseConflict, PauseInputInvalid, PauseNotFound, StatusStore, open_store
+from asya_common.status import PauseConflict, PauseInputInvalid, PauseNotFound
 from asya_common.status.pause import resume_paused
 from asya_common.transport import TRANSPORTS, TransportError, create_transport
-from asya_cli.common import CliError, transport_settings
+from asya_cli.common import CliError, open_status_store, transport_settings
 
 
 def add_parser(subparsers: Any, state_default: str = ".asya") -> None:
@@ -52,23 +52,6 @@ def add_parser(subparsers: Any, state_default: str = ".asya") -> None:
     resume.add_argument("--transport", choices=TRANSPORTS, help="broker (default: the dev mesh's, or ASYA_TRANSPORT)")
     common(resume)
     resume.set_defaults(func=cmd_resume)
-
-
-def open_status_store(args: argparse.Namespace, environ: dict[str, str]) -> StatusStore:
-    """The store named by ``--store``, ``ASYA_STATUS_DB`` or the dev mesh's state dir."""
-    location = args.store or environ.get("ASYA_STATUS_DB")
-    if not location:
-        path = Path(args.state_dir) / "status.sqlite3"
-        if not path.exists():
-            raise CliError(f"no status store at {path} (run `asya dev` first, pass --state-dir or --store)")
-        location = str(path)
-    try:
-        return open_store(location)
-    except (ValueError, RuntimeError) as exc:
-        raise CliError(f"cannot open the status store: {exc}") from None
-    except Exception as exc:  # noqa: BLE001 - e.g. psycopg.OperationalError: name it, one line
-        raise CliError(f"cannot open the status store {location.split('@')[-1]!r}: {type(exc).__name__}: "
-                       f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
 
 
 def summary(pause: dict[str, Any], now: float) -> dict[str, Any]:

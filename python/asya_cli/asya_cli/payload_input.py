@@ -18,9 +18,9 @@ from typing import Any, TextIO
 
 from asya_common import envelope as env
 from asya_common import strictjson
-from asya_common.status_store import StatusStore, is_settled
+from asya_common.status import is_settled
 from asya_common.transport import TransportError, create_transport
-from asya_cli.common import CliError, transport_settings
+from asya_cli.common import CliError, open_status_store, transport_settings
 
 
 def _parse(text: str, where: str) -> Any:
@@ -87,7 +87,7 @@ def send_batch(args: argparse.Namespace, environ: dict[str, str], route: list[st
     except env.RouteError as exc:
         raise CliError(str(exc)) from None
     settings = transport_settings(args, environ)
-    store = StatusStore(Path(args.state_dir) / "status.sqlite3")
+    store = open_status_store(args, environ, must_exist=False)
     for envelope in envelopes:  # before publishing: the mesh's own record must never be overwritten by ours
         store.mark_pending(envelope["id"], route[0])
 

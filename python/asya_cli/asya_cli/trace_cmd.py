@@ -17,7 +17,7 @@ from typing import Any
 
 from asya_common.status import StatusStore
 from asya_cli.common import CliError
-from asya_cli.paused_cmd import open_status_store
+from asya_cli.common import open_status_store
 
 FINAL_KINDS = ("succeeded", "failed", "canceled", "dead_lettered")
 
