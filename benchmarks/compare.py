@@ -247,7 +247,12 @@ async def main(argv: list[str] | None = None) -> None:
     if not os.environ.get("ASYA_RABBITMQ_URL"):
         from tests.support.brokers import start_local
 
-        server, local = start_local("rabbitmq", Path(tempfile.mkdtemp(prefix="asya-cmp-rabbitmq-")))
+        try:
+            server, local = start_local("rabbitmq", Path(tempfile.mkdtemp(prefix="asya-cmp-rabbitmq-")))
+        except Exception as exc:  # noqa: BLE001 - no local RabbitMQ (laptop without it): report and skip
+            print(f"comparison: skipped, could not start a local RabbitMQ ({type(exc).__name__}: {exc}); "
+                  "set ASYA_RABBITMQ_URL to use a running one")
+            return
         settings = replace(local, queue_prefix=settings.queue_prefix)
     try:
         print(f"comparison on RabbitMQ: {args.rounds} interleaved rounds, n={args.n}, rates {args.rates}/s", flush=True)
