@@ -83,8 +83,9 @@ class OutputCollector:
         """Records the return value of a non-generator handler."""
         if result is None:
             return
-        for item in result if isinstance(result, list) else [result]:
-            self._add(item, copy_item=False)
+        items = result if isinstance(result, list) else [result]
+        for index, item in enumerate(items):  # the last output takes the working copy itself (no more SETs)
+            self._add(item, copy_item=False, last=index == len(items) - 1)
 
     def on_yield(self, item: Any) -> tuple[str, Any] | None:
         """Records one yielded item; returns ``("FLY", data)`` when it must be streamed now."""
@@ -124,9 +125,9 @@ class OutputCollector:
                 output.setdefault("headers", {})[H_PAUSE] = self.pause
         return self.outputs
 
-    def _add(self, item: Any, copy_item: bool) -> None:
+    def _add(self, item: Any, copy_item: bool, last: bool = False) -> None:
         if self.mode == "payload":
-            output = copy_envelope(self.working)
+            output = self.working if last else copy_envelope(self.working)
             output["payload"] = copy.deepcopy(item) if copy_item else item
         else:
             output = validate(copy.deepcopy(item) if copy_item else item)
