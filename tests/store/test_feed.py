@@ -128,7 +128,7 @@ def test_postgres_listener_reconnects_after_its_connection_is_killed(postgres_ur
         feed = await EventFeed(store, poll_interval=3600).start()
         assert feed.listening
         listeners = ("SELECT pid FROM pg_stat_activity WHERE query LIKE 'LISTEN asya_events%' "
-                     "AND pid <> pg_backend_pid()")
+                     "AND pid <> pg_backend_pid() AND datname = current_database()")
         with psycopg.connect(postgres_url, autocommit=True) as admin:
             [(old_pid,)] = admin.execute(listeners).fetchall()
             admin.execute("SELECT pg_terminate_backend(?)".replace("?", "%s"), (old_pid,))

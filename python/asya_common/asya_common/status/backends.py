@@ -95,12 +95,7 @@ class SQLiteBackend:
     def migrate(self) -> None:
         """Applies pending migrations once (the first process to take the write lock does it)."""
         with self.write() as cur:
-            cur.x("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            row = cur.x("SELECT MAX(version) FROM schema_version").fetchone()
-            for version, statements in schema.pending(row[0] or 0, self.dialect):
-                for statement in statements:
-                    cur.x(statement)
-                cur.x("INSERT INTO schema_version(version) VALUES (?)", (version,))
+            _apply_pending_migrations(cur, self.dialect)
 
     def close(self) -> None:
         """Closes the connection."""
@@ -156,12 +151,7 @@ class PostgresBackend:
         """Applies pending migrations once across every process (advisory lock)."""
         with self.write() as cur:
             cur.x("SELECT pg_advisory_xact_lock(?)", (_MIGRATE_LOCK_KEY,))
-            cur.x("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            row = cur.x("SELECT MAX(version) FROM schema_version").fetchone()
-            for version, statements in schema.pending(row[0] or 0, self.dialect):
-                for statement in statements:
-                    cur.x(statement)
-                cur.x("INSERT INTO schema_version(version) VALUES (?)", (version,))
+            _apply_pending_migrations(cur, self.dialect)
 
     def listen_connection(self) -> Any:
         """A new autocommit connection for ``LISTEN`` (the feed owns and closes it)."""
@@ -188,3 +178,13 @@ def open_backend(url_or_path: str | Path) -> SQLiteBackend | PostgresBackend:
     if not text:
         raise ValueError("status store location is empty (set ASYA_STATUS_DB)")
     return SQLiteBackend(text)
+
+
+def _apply_pending_migrations(cur: Cursor, dialect: str) -> None:
+    """Runs every migration newer than the store's ``schema_version`` inside the caller's transaction."""
+    cur.x("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    row = cur.x("SELECT MAX(version) FROM schema_version").fetchone()
+    for version, statements in schema.pending(row[0] or 0, dialect):
+        for statement in statements:
+            cur.x(statement)
+        cur.x("INSERT INTO schema_version(version) VALUES (?)", (version,))

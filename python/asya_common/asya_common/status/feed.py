@@ -51,6 +51,7 @@ class EventFeed:
     async def close(self) -> None:
         """Stops the tail and the listener."""
         self._stop.set()
+        self._wake.set()  # the tail also ends by itself: Python 3.11's wait_for can swallow a cancel
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -90,7 +91,8 @@ class EventFeed:
         await asyncio.to_thread(ready.wait, 10)
 
     async def _tail(self) -> None:
-        while True:
+        while not self._stop.is_set():
+            self._wake.clear()  # before the read: a notification that lands during it wakes the next wait at once
             try:
                 events = await asyncio.to_thread(self.store.events_since, self._cursor, 1000)
             except Exception:  # noqa: BLE001 - store briefly unreachable: try again next poll
@@ -105,7 +107,6 @@ class EventFeed:
                         queue.overflowed = True  # type: ignore[attr-defined]
             if len(events) == 1000:
                 continue
-            self._wake.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval)
 
