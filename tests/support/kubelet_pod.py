@@ -103,6 +103,10 @@ class Pod:
         pattern = "|".join(re.escape(inside) for inside, _ in mounts)  # longest first
         return re.sub(rf"({pattern})(?![\w.-])", lambda m: table[m.group(1)], text)
 
+    def _host_argv(self, words: list[str], mounts: list[tuple[str, str]]) -> list[str]:
+        """A pod spec's command or args as a host command: ``python`` is this venv's, paths and ports mapped."""
+        return [sys.executable if word in ("python3", "python") else self._translate(word, mounts) for word in words]
+
     def _port(self, container: dict[str, Any], port: int | str) -> int:
         if isinstance(port, str):
             port = next(p["containerPort"] for p in container.get("ports", []) if p.get("name") == port)
@@ -148,8 +152,10 @@ class Pod:
     async def _spawn(self, container: dict[str, Any]) -> asyncio.subprocess.Process:
         image = self.k.image(container["image"])
         mounts = self._mounts(container, image)
-        argv = [*(container.get("command") or image.entrypoint), *container.get("args", [])]
-        argv = [sys.executable if a in ("python3", "python") else self._translate(a, mounts) for a in argv]
+        # Only the pod spec's words are container paths; the image's entrypoint is already a host command
+        # (this venv's python, which may itself live under /tmp, a path pods mount over).
+        command = self._host_argv(container["command"], mounts) if container.get("command") else image.entrypoint
+        argv = [*command, *self._host_argv(container.get("args", []), mounts)]
         env = await self._env(container, image, mounts)
         log = open(self.dir / f"{container['name']}.log", "ab")
         cwd = self._translate(container["workingDir"], mounts) if container.get("workingDir") else (
@@ -160,7 +166,7 @@ class Pod:
     async def _exec(self, container: dict[str, Any], command: list[str], timeout: float) -> bool:
         image = self.k.image(container["image"])
         mounts = self._mounts(container, image)
-        argv = [sys.executable if a in ("python3", "python") else self._translate(a, mounts) for a in command]
+        argv = self._host_argv(command, mounts)
         proc = await asyncio.create_subprocess_exec(*argv, env=await self._env(container, image, mounts),
                                                     stdout=asyncio.subprocess.DEVNULL,
                                                     stderr=asyncio.subprocess.DEVNULL, start_new_session=True)
