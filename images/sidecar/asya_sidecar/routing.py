@@ -1,6 +1,6 @@
 """Turns a runtime answer into the envelopes to publish, and failures into retry or error-end envelopes.
 
-Pure functions over envelopes (no I/O), so the routing rules of ``shared/ARCHITECTURE.md`` are
+Pure functions over envelopes (no I/O), so the routing rules (docs/handlers.md, docs/design.md) are
 tested directly: route advance, fan-out ids, ``None`` to happy-end, retry headers, error records.
 """
 

@@ -1,6 +1,6 @@
 """The envelope: the JSON message that carries a payload and its own route through the mesh.
 
-This module is the single place that knows the wire format fixed in ``shared/ARCHITECTURE.md``:
+This module is the single place that knows the wire format (docs/handlers.md, "Envelope mode"):
 parsing and validating bodies, serialising, advancing the route after a successful call, fan-out
 ids, the route operations handlers may yield (``SET .route.next``, ``SET .headers.<key>``), and
 the shape of the error envelopes the sidecar sends to ``error-end``.
