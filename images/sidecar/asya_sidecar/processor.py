@@ -127,10 +127,18 @@ class MessageProcessor:
             return
         await self._call_and_route(message, envelope, log)
 
+    async def _connect_runtime(self) -> None:
+        """Waits for the runtime outside ``actorTimeout``; a runtime that never comes returns the message, uncharged."""
+        try:
+            await self._runtime.connect()
+        except (RuntimeRestarted, RuntimeCrashed) as exc:  # it went away again while we connected
+            raise RuntimeUnavailable(f"runtime went away while connecting: {exc}") from exc
+
     async def _call_and_route(self, message: ReceivedMessage, envelope: dict[str, Any], log: Any) -> None:
         attempt = routing.attempt_of(envelope)
         if self._progress is not None:
             await self._progress.running(envelope["id"], self._settings.actor, hop_data(envelope))
+        await self._connect_runtime()  # waiting for a (re)starting runtime is not the handler's time
         generation = self._runtime.generation
         started = time.perf_counter()
         try:
