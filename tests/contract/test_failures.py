@@ -49,7 +49,11 @@ async def test_rabbitmq_broker_restart_loses_nothing(rabbitmq_server, rabbitmq_s
         bodies = [f"m{i}".encode() for i in range(6)]
         for body in bodies:
             await transport.send(queue, body)
-        held = await transport.receive(queue, max_messages=2, wait_seconds=5, lease_seconds=60)
+        held = []  # receive() returns what has been delivered so far (up to max_messages): ask until 2 are held
+        for _ in range(10):
+            held += await transport.receive(queue, max_messages=2 - len(held), wait_seconds=5, lease_seconds=60)
+            if len(held) == 2:
+                break
         assert len(held) == 2
         await asyncio.to_thread(rabbitmq_server.restart)
         for message in held:
