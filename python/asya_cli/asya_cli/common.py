@@ -45,6 +45,13 @@ def transport_settings(args: argparse.Namespace, environ: dict[str, str]) -> Tra
     return settings
 
 
+def add_store_arguments(parser: argparse.ArgumentParser, state_default: str) -> None:
+    """``--store`` and ``--state-dir``: where :func:`open_status_store` looks."""
+    parser.add_argument("--store", help="status store: SQLite path or postgresql:// URL (default: ASYA_STATUS_DB, "
+                                        "else <state-dir>/status.sqlite3)")
+    parser.add_argument("--state-dir", default=state_default, help="dev mesh state dir (default .asya)")
+
+
 def open_status_store(args: argparse.Namespace, environ: dict[str, str], *, must_exist: bool = True) -> StatusStore:
     """The store named by ``--store``, ``ASYA_STATUS_DB`` or the dev mesh's state dir (one rule for every verb).
 

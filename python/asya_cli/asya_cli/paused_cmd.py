@@ -22,7 +22,7 @@ from typing import Any
 from asya_common.status import PauseConflict, PauseInputInvalid, PauseNotFound
 from asya_common.status.pause import resume_paused
 from asya_common.transport import TRANSPORTS, TransportError, create_transport
-from asya_cli.common import CliError, open_status_store, transport_settings
+from asya_cli.common import CliError, add_store_arguments, open_status_store, transport_settings
 
 
 def add_parser(subparsers: Any, state_default: str = ".asya") -> None:
@@ -31,9 +31,7 @@ def add_parser(subparsers: Any, state_default: str = ".asya") -> None:
     verbs = parser.add_subparsers(dest="paused_command", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--store", help="status store: SQLite path or postgresql:// URL (default: ASYA_STATUS_DB, "
-                                       "else <state-dir>/status.sqlite3)")
-        p.add_argument("--state-dir", default=state_default, help="dev mesh state dir (default .asya)")
+        add_store_arguments(p, state_default)
 
     listing = verbs.add_parser("list", help="paused envelopes waiting for input, oldest first")
     listing.add_argument("--all", action="store_true", help="also resumed, expired and canceled pauses")

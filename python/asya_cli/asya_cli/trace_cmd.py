@@ -16,8 +16,7 @@ import json
 from typing import Any
 
 from asya_common.status import StatusStore
-from asya_cli.common import CliError
-from asya_cli.common import open_status_store
+from asya_cli.common import CliError, add_store_arguments, open_status_store
 
 FINAL_KINDS = ("succeeded", "failed", "canceled", "dead_lettered")
 
@@ -27,9 +26,7 @@ def add_parser(subparsers: Any, state_default: str = ".asya") -> None:
     parser = subparsers.add_parser("trace", help="the hops of one request: queue wait and handler time per hop")
     parser.add_argument("id", help="envelope id (the request's root id, or any fan-out child's)")
     parser.add_argument("--json", action="store_true", help="one JSON object instead of the table")
-    parser.add_argument("--store", help="status store: SQLite path or postgresql:// URL (default: ASYA_STATUS_DB, "
-                                        "else <state-dir>/status.sqlite3)")
-    parser.add_argument("--state-dir", default=state_default, help="dev mesh state dir (default .asya)")
+    add_store_arguments(parser, state_default)
     parser.set_defaults(func=cmd_trace)
 
 
