@@ -151,6 +151,8 @@ SYSTEMS: dict[str, Callable[[TransportSettings, Any], Any]] = {
     "relay p1": lambda s, c: relay(s, c, 1),
     "relay p8": lambda s, c: relay(s, c, 8),
     "celery": lambda s, c: celery(s, c),
+    "aiormq p1": lambda s, c: relay(s, c, 1, "benchmarks.aiormq_stage"),
+    "aiormq p8": lambda s, c: relay(s, c, 8, "benchmarks.aiormq_stage"),
 }
 BASELINE_TREE: str | None = None  # --baseline: "before c1"/"before c8" run our processes from that checkout
 SYSTEMS.update({f"before c{n}": (lambda n: lambda s, c: asya(s, c, n, BASELINE_TREE))(n) for n in (1, 8)})

@@ -129,12 +129,13 @@ async def asya(settings: TransportSettings, connection, concurrency: int,
 
 
 @asynccontextmanager
-async def relay(settings: TransportSettings, connection, prefetch: int) -> AsyncIterator[Running]:
-    """Bare aio-pika relay stages over the same queues."""
+async def relay(settings: TransportSettings, connection, prefetch: int,
+                module: str = "benchmarks.pika_stage") -> AsyncIterator[Running]:
+    """Bare relay stages over the same queues: aio-pika (``pika_stage``) or plain aiormq (``aiormq_stage``)."""
     queues = await _reset(settings)
     child_env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(HERE.parent),
                                                                           os.environ.get("PYTHONPATH")) if p)}
-    stages = [subprocess.Popen([sys.executable, "-m", "benchmarks.pika_stage", _url(settings),
+    stages = [subprocess.Popen([sys.executable, "-m", module, _url(settings),
                                 settings.rabbitmq_exchange, src, dst, str(prefetch)], env=child_env)
               for src, dst in zip(queues, queues[1:])]
     try:

@@ -143,7 +143,10 @@ class MessageProcessor:
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self._settings.actor_timeout):
-                frame = await self._tracer.call(self._runtime.call, envelope, self._fly_sink(envelope))
+                if self._tracer.enabled:  # the hop span set headers.traceparent: the envelope is serialised again
+                    frame = await self._tracer.call(self._runtime.call, envelope, self._fly_sink(envelope))
+                else:  # unchanged since it was parsed: the received bytes go into the call frame as they are
+                    frame = await self._runtime.call(envelope, self._fly_sink(envelope), message.body)
         except TimeoutError:
             self._metrics.restart("timeout")
             self._tracer.event("actorTimeout", timeout=float(self._settings.actor_timeout), attempt=attempt)

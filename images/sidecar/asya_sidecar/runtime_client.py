@@ -1,7 +1,7 @@
 """Client side of the sidecar <-> runtime protocol: one persistent, multiplexed Unix-socket connection.
 
 Several calls may be in flight on the connection at once (``ASYA_CONCURRENCY``); ``fly`` frames are
-handed to a per-call callback as they arrive. When the connection drops the client reconnects on
+handed to a per-call callback as they arrive (``asya_sidecar.runtime_wire`` parses the frames). When the connection drops the client reconnects on
 the next call, waiting for the runtime (restarted by kubelet or by ``asya dev``) to come back.
 """
 
@@ -13,6 +13,7 @@ import time
 from typing import Any, Awaitable, Callable
 
 from asya_common import protocol
+from asya_sidecar.runtime_wire import RuntimeWire
 
 FlyCallback = Callable[[Any], Awaitable[None] | None]
 
@@ -44,10 +45,8 @@ class RuntimeClient:
         self._connect_timeout = connect_timeout
         self._ids = itertools.count(1)
         self._pending: dict[str, tuple[asyncio.Future, FlyCallback | None]] = {}
-        self._writer: asyncio.StreamWriter | None = None
-        self._reader_task: asyncio.Task | None = None
+        self._wire: RuntimeWire | None = None
         self._connect_lock = asyncio.Lock()
-        self._write_lock = asyncio.Lock()
         self._generation = 0
         self._restarting_generation = -1
         self._stopping_generation = -1  # the runtime of that connection announced SIGTERM
@@ -57,7 +56,7 @@ class RuntimeClient:
     @property
     def connected(self) -> bool:
         """True while a connection to the runtime is open."""
-        return self._writer is not None and not self._writer.is_closing()
+        return self._wire is not None and not self._wire.closing
 
     @property
     def generation(self) -> int:
@@ -66,17 +65,23 @@ class RuntimeClient:
 
     async def connect(self) -> None:
         """Connects (waiting for the socket) unless already connected, then pings the runtime."""
+        if self.connected and self._stopping_generation != self._generation:
+            return  # the common case: no lock, no await
         async with self._connect_lock:
-            if self.connected and self._stopping_generation == self._generation and self._reader_task is not None:
+            if self.connected and self._stopping_generation == self._generation:
                 # the runtime is draining: wait for it to close, then for its successor (never a new call to it)
-                await asyncio.wait({self._reader_task}, timeout=self._connect_timeout)
+                await asyncio.wait({self._wire.lost}, timeout=self._connect_timeout)
             if self.connected:
                 return
+            loop = asyncio.get_running_loop()
             deadline = time.monotonic() + self._connect_timeout
             last_error: Exception | None = None
+            generation = self._generation + 1
             while time.monotonic() < deadline:
                 try:
-                    reader, writer = await asyncio.open_unix_connection(self._socket_path)
+                    _, wire = await loop.create_unix_connection(
+                        lambda: RuntimeWire(self._on_frame, lambda reason: self._drop(generation, reason)),
+                        self._socket_path)
                     break
                 except OSError as exc:
                     last_error = exc
@@ -85,14 +90,20 @@ class RuntimeClient:
                 raise RuntimeUnavailable(
                     f"runtime socket {self._socket_path} not reachable after {self._connect_timeout:.0f}s: {last_error}"
                 )
-            self._writer = writer
-            self._generation += 1
-            self._reader_task = asyncio.create_task(self._read_loop(reader, self._generation), name="runtime-reader")
-        pong = await self._request({"op": "ping"}, None)
+            self._wire, self._generation = wire, generation
+        ping_id = str(next(self._ids))
+        pong = await self._request(protocol.encode_frame({"id": ping_id, "op": "ping"}), ping_id, None)
         self.handler = pong.get("handler")
 
-    async def call(self, envelope: dict[str, Any], on_fly: FlyCallback | None = None) -> dict[str, Any]:
+    async def call(self, envelope: dict[str, Any], on_fly: FlyCallback | None = None,
+                   body: bytes | None = None) -> dict[str, Any]:
         """Sends one envelope and waits for its ``result`` or ``error`` frame.
+
+        Args:
+            envelope: The parsed envelope.
+            on_fly: Called with each ``fly`` chunk's data (must not block).
+            body: The envelope's JSON exactly as received, when ``envelope`` has not been changed since it
+                was parsed: it goes into the call frame as is, instead of being serialised again.
 
         Returns:
             The final frame (``type`` is ``result`` or ``error``).
@@ -103,57 +114,51 @@ class RuntimeClient:
             RuntimeUnavailable: No runtime to connect to.
         """
         await self.connect()
-        return await self._request({"op": "call", "envelope": envelope}, on_fly)
-
-    async def _request(self, message: dict[str, Any], on_fly: FlyCallback | None) -> dict[str, Any]:
         request_id = str(next(self._ids))
+        if body is None:
+            frame = protocol.encode_frame({"id": request_id, "op": "call", "envelope": envelope})
+        else:
+            frame = protocol.call_frame(request_id, body)
+        return await self._request(frame, request_id, on_fly)
+
+    async def _request(self, frame: bytes, request_id: str, on_fly: FlyCallback | None) -> dict[str, Any]:
         future: asyncio.Future = asyncio.get_running_loop().create_future()
         self._pending[request_id] = (future, on_fly)
         try:
-            writer = self._writer
-            if writer is None:
+            wire = self._wire
+            if wire is None:
                 raise RuntimeRestarted("runtime connection is closed; the call was not sent")
-            async with self._write_lock:
-                try:
-                    await protocol.write_frame(writer, {"id": request_id, **message})
-                except (OSError, RuntimeError) as exc:  # the runtime never received it: no attempt counted
-                    raise RuntimeRestarted(f"cannot write to runtime: {exc}") from exc
+            try:
+                await wire.write(frame)
+            except (OSError, RuntimeError) as exc:  # the runtime never received it: no attempt counted
+                raise RuntimeRestarted(f"cannot write to runtime: {exc}") from exc
             return await future
         finally:
             self._pending.pop(request_id, None)
 
-    async def _read_loop(self, reader: asyncio.StreamReader, generation: int) -> None:
-        reason = "runtime closed the connection"
-        try:
-            while True:
-                frame = await protocol.read_frame(reader)
-                if frame is None:
-                    break
-                if frame.get("type") == "stopping":  # SIGTERM reached the runtime: what it leaves unanswered
-                    self._stopping_generation = generation  # never ran to completion; returned, no attempt
-                    continue
-                entry = self._pending.get(str(frame.get("id")))
-                if entry is None:
-                    continue
-                future, on_fly = entry
-                if frame.get("type") == "fly":
-                    if on_fly is not None:
-                        outcome = on_fly(frame.get("data"))
-                        if asyncio.iscoroutine(outcome):
-                            await outcome
-                elif not future.done():
-                    future.set_result(frame)
-        except (protocol.ProtocolError, OSError) as exc:
-            reason = f"runtime connection failed: {exc}"
-        finally:
-            self._drop(generation, reason)
+    def _on_frame(self, frame: dict[str, Any]) -> None:
+        kind = frame.get("type")
+        if kind == "stopping":  # SIGTERM reached the runtime: what it leaves unanswered
+            self._stopping_generation = self._generation  # never ran to completion; returned, no attempt
+            return
+        entry = self._pending.get(str(frame.get("id")))
+        if entry is None:
+            return
+        future, on_fly = entry
+        if kind == "fly":
+            if on_fly is not None:
+                outcome = on_fly(frame.get("data"))
+                if asyncio.iscoroutine(outcome):
+                    asyncio.ensure_future(outcome)
+        elif not future.done():
+            future.set_result(frame)
 
     def _drop(self, generation: int, reason: str) -> None:
         if generation != self._generation:
             return
-        if self._writer is not None:
-            self._writer.close()
-        self._writer = None
+        if self._wire is not None:
+            self._wire.close()
+        self._wire = None
         error_type = (RuntimeRestarted if generation in (self._restarting_generation, self._stopping_generation)
                       else RuntimeCrashed)
         for future, _ in list(self._pending.values()):
@@ -170,25 +175,18 @@ class RuntimeClient:
             return False
         self._restarting_generation = generation
         self.restarts += 1
-        writer = self._writer
+        wire = self._wire
         try:
-            async with self._write_lock:
-                await protocol.write_frame(writer, {"id": "restart", "op": "shutdown"})
+            await wire.write(protocol.encode_frame({"id": "restart", "op": "shutdown"}))
         except (OSError, RuntimeError):
             pass
         self._drop(generation, "runtime restarted by the sidecar")
-        # Wait for the old runtime to close its end, so the next connect reaches the new process.
-        if self._reader_task is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(self._reader_task), timeout=10)
-            except Exception:  # timed out or failed: the next connect waits for the new runtime anyway
-                pass
+        # Wait for the connection to be closed, so the next connect reaches the new process.
+        await asyncio.wait({wire.lost}, timeout=10)
         return True
 
     async def close(self) -> None:
         """Closes the connection without stopping the runtime."""
-        if self._reader_task is not None:
-            self._reader_task.cancel()
-        if self._writer is not None:
-            self._writer.close()
-        self._writer = None
+        if self._wire is not None:
+            self._wire.close()
+        self._wire = None

@@ -65,6 +65,22 @@ def encode_frame(message: dict[str, Any], max_bytes: int = MAX_FRAME_BYTES) -> b
     return HEADER.pack(len(data)) + data
 
 
+def call_frame(request_id: str, envelope_json: bytes, max_bytes: int = MAX_FRAME_BYTES) -> bytes:
+    """A ``call`` frame around an envelope that is already strict JSON (a message body as received).
+
+    Equal to ``encode_frame({"id": request_id, "op": "call", "envelope": ...})`` up to key spacing, without
+    parsing and serialising the envelope again. ``request_id`` must be plain ASCII without quotes or
+    backslashes (the sidecar's counter).
+
+    Raises:
+        ProtocolError: The frame would exceed ``max_bytes``.
+    """
+    data = b'{"id":"%s","op":"call","envelope":%s}' % (request_id.encode("ascii"), envelope_json)
+    if len(data) > max_bytes:
+        raise ProtocolError(f"frame of {len(data)} bytes exceeds the {max_bytes}-byte limit")
+    return HEADER.pack(len(data)) + data
+
+
 def decode_body(data: bytes) -> dict[str, Any]:
     """Parses a frame body; raises ProtocolError for anything but a strict-JSON object."""
     try:

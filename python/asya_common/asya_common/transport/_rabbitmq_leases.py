@@ -21,7 +21,7 @@ REAP_INTERVAL = 0.1
 
 @dataclass
 class Lease:
-    """One handed-out delivery and its deadline (``time.monotonic``)."""
+    """One handed-out delivery (an aiormq ``DeliveredMessage``) and its deadline (``time.monotonic``)."""
 
     incoming: Any
     generation: int
@@ -83,6 +83,7 @@ class LeaseBook:
             for lease in [lease for lease in self._leases.values() if lease.deadline < now]:
                 self.release(lease)
                 try:
-                    await lease.incoming.nack(requeue=True)
+                    if not lease.incoming.channel.is_closed:  # closed: the broker requeued it already
+                        await lease.incoming.channel.basic_nack(lease.incoming.delivery_tag, requeue=True)
                 except self._channel_errors:
                     pass  # the channel is gone: the broker requeues the delivery by itself

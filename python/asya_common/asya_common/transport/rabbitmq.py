@@ -15,19 +15,25 @@ How the interface maps onto RabbitMQ (details and operator notes in ``docs/trans
   message is never early and the consumer is never blocked;
 * the connection is re-opened after a broker restart; leases held across it are lost (the broker
   redelivers those messages: at most the in-flight window is delivered twice).
+
+aio-pika opens the connection and channels and does the queue administration; the per-message path
+(consume, publish, ack, nack) calls its protocol layer, aiormq, directly: aio-pika's message wrappers
+cost about a third of a relay stage's CPU and add nothing the transport uses (docs/performance.md).
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 import aio_pika
+import aiormq.abc
 import aiormq.exceptions
+from pamqp.commands import Basic
 
 from asya_common.transport import _rabbitmq_admin as admin
 from asya_common.transport._rabbitmq_leases import Lease, LeaseBook
@@ -63,6 +69,28 @@ class _Consumer:
     prefetch: int
     buffer: asyncio.Queue = field(default_factory=asyncio.Queue)
 
+    async def deliver(self, incoming: aiormq.abc.DeliveredMessage) -> None:
+        self.buffer.put_nowait(incoming)
+
+
+def _properties(incoming: aiormq.abc.DeliveredMessage) -> Basic.Properties:
+    return incoming.header.properties
+
+
+async def _settle(incoming: aiormq.abc.DeliveredMessage, ack: bool) -> None:
+    """Acks, or returns to the queue (``basic.nack`` with requeue), one delivery on its own channel.
+
+    Raises:
+        aiormq.exceptions.ChannelInvalidStateError: The channel is closed (a frame written to it would
+            never be flushed, so aiormq would wait forever); the broker has requeued the delivery.
+    """
+    if incoming.channel.is_closed:
+        raise aiormq.exceptions.ChannelInvalidStateError(f"{incoming.channel!r} is closed")
+    if ack:
+        await incoming.channel.basic_ack(incoming.delivery_tag)
+    else:
+        await incoming.channel.basic_nack(incoming.delivery_tag, requeue=True)
+
 
 class RabbitMQTransport(Transport):
     """Transport over one AMQP connection: a confirming publish channel plus one channel per consumed queue."""
@@ -78,6 +106,7 @@ class RabbitMQTransport(Transport):
         self._management = admin.ManagementAPI(settings.rabbitmq_url, settings.rabbitmq_management_url)
         self._connection: aio_pika.abc.AbstractConnection | None = None
         self._publisher: aio_pika.abc.AbstractChannel | None = None
+        self._publish_channel: aiormq.abc.AbstractChannel | None = None  # the publisher's aiormq channel
         self._consumers: dict[str, _Consumer] = {}
         self._consumer_locks: dict[str, asyncio.Lock] = {}
         self._book = LeaseBook(_CONNECTION_ERRORS)
@@ -120,7 +149,8 @@ class RabbitMQTransport(Transport):
             self._delay_queues.clear()
             self._connection, self._was_connected = connection, True
             self._publisher = await connection.channel(publisher_confirms=True, on_return_raises=True)
-            self._exchange = await self._publisher.declare_exchange(self._exchange_name, "direct", durable=True)
+            await self._publisher.declare_exchange(self._exchange_name, "direct", durable=True)
+            self._publish_channel = await self._publisher.get_underlay_channel()
             return connection
 
     async def close(self) -> None:
@@ -185,25 +215,25 @@ class RabbitMQTransport(Transport):
         self, queue: str, body: bytes, *, delay_seconds: float = 0.0, headers: dict | None = None,
         message_id: str | None = None, direct: bool = False,
     ) -> None:
-        """Publishes and waits for the confirm, retrying over a reconnect (a retry may duplicate)."""
-        message = aio_pika.Message(
-            body,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            message_id=message_id or uuid.uuid4().hex,
-            timestamp=time.time(),
-            headers=headers or {},
-        )
+        """Publishes and waits for the confirm, retrying over a reconnect (a retry may duplicate).
+
+        Persistent, mandatory, with a timestamp; aiormq assigns a random message id when none is given.
+        """
+        properties = Basic.Properties(delivery_mode=2, message_id=message_id or None, headers=headers or None,
+                                      timestamp=datetime.datetime.now(datetime.timezone.utc))
         deadline = time.monotonic() + RECONNECT_TIMEOUT
         unbound_deadline = time.monotonic() + UNBOUND_WAIT_SECONDS
         while True:
             try:
                 await self._connected()
                 if delay_seconds > 0:
-                    await self._publish_delayed(queue, message, delay_seconds)
-                elif direct:
-                    await self._publisher.default_exchange.publish(message, routing_key=queue, mandatory=True)
+                    await self._publish_delayed(queue, body, properties, delay_seconds)
                 else:
-                    await self._exchange.publish(message, routing_key=queue, mandatory=True)
+                    if self._publish_channel.is_closed:  # aio-pika checked this; aiormq would wait forever
+                        raise aiormq.exceptions.ChannelInvalidStateError("publisher channel is closed")
+                    await self._publish_channel.basic_publish(
+                        body, exchange="" if direct else self._exchange_name, routing_key=queue,
+                        properties=properties, mandatory=True)
                 return
             except aiormq.exceptions.PublishError as exc:
                 if not await self._exists(queue):
@@ -233,7 +263,8 @@ class RabbitMQTransport(Transport):
         except QueueNotFound:
             return False
 
-    async def _publish_delayed(self, queue: str, message: aio_pika.Message, delay_seconds: float) -> None:
+    async def _publish_delayed(self, queue: str, body: bytes, properties: Basic.Properties,
+                               delay_seconds: float) -> None:
         bucket = admin.delay_bucket_ms(delay_seconds)
         parking = admin.delay_queue_name(queue, bucket)
         if parking not in self._delay_queues:
@@ -241,7 +272,10 @@ class RabbitMQTransport(Transport):
                 await admin.require_queue(channel, queue)
                 await channel.declare_queue(parking, durable=True, arguments=admin.delay_queue_arguments(queue, bucket))
             self._delay_queues.add(parking)
-        await self._publisher.default_exchange.publish(message, routing_key=parking, mandatory=True)
+        if self._publish_channel.is_closed:
+            raise aiormq.exceptions.ChannelInvalidStateError("publisher channel is closed")
+        await self._publish_channel.basic_publish(body, exchange="", routing_key=parking, properties=properties,
+                                                  mandatory=True)
 
     # -- consuming ------------------------------------------------------------------------------
 
@@ -263,9 +297,9 @@ class RabbitMQTransport(Transport):
             return consumer
         channel = await self._connection.channel()
         await channel.set_qos(prefetch_count=prefetch)
-        amqp_queue = await admin.require_queue(channel, queue)
+        await admin.require_queue(channel, queue)
         consumer = _Consumer(channel=channel, prefetch=prefetch)
-        await amqp_queue.consume(consumer.buffer.put)
+        await (await channel.get_underlay_channel()).basic_consume(queue, consumer.deliver)
         self._consumers[queue] = consumer
         return consumer
 
@@ -295,24 +329,26 @@ class RabbitMQTransport(Transport):
                 received.append(message)
         return received
 
-    async def _lease(self, queue: str, incoming, lease_seconds: float) -> ReceivedMessage | None:
-        headers = incoming.headers or {}
+    async def _lease(self, queue: str, incoming: aiormq.abc.DeliveredMessage,
+                     lease_seconds: float) -> ReceivedMessage | None:
+        properties = _properties(incoming)
+        headers = properties.headers or {}
         count = int(headers.get(PRIOR_RECEIVES_HEADER, 0) or 0) + int(headers.get("x-delivery-count", 0) or 0) + 1
         limits = await self._queue_limits(queue)
         limit, dlq = limits.get("max_receive_count"), limits.get("dlq_name")
         if limit is not None and dlq and count > limit:
             # Counted across delayed re-publishes, which the broker's own x-delivery-limit cannot see.
-            log.warning("dead-lettering message %s of %r after %d deliveries", incoming.message_id, queue, count - 1)
+            log.warning("dead-lettering message %s of %r after %d deliveries", properties.message_id, queue, count - 1)
             clean = {k: v for k, v in headers.items() if k != PRIOR_RECEIVES_HEADER}
-            await self._publish(dlq, incoming.body, headers=clean, message_id=incoming.message_id, direct=True)
-            await incoming.ack()
+            await self._publish(dlq, incoming.body, headers=clean, message_id=properties.message_id, direct=True)
+            await _settle(incoming, ack=True)
             return None
         lease = self._book.grant(incoming, lease_seconds)
-        stamp = incoming.timestamp.timestamp() if incoming.timestamp else None
+        stamp = properties.timestamp.timestamp() if properties.timestamp else None
         return ReceivedMessage(
             queue=queue,
             body=incoming.body,
-            message_id=incoming.message_id or str(incoming.delivery_tag),
+            message_id=properties.message_id or str(incoming.delivery_tag),
             receive_count=count,
             handle=lease,
             enqueued_at=stamp,
@@ -321,10 +357,7 @@ class RabbitMQTransport(Transport):
     async def _settle(self, lease: Lease, action: str) -> None:
         self._book.release(lease)
         try:
-            if action == "ack":
-                await lease.incoming.ack()
-            else:
-                await lease.incoming.nack(requeue=True)
+            await _settle(lease.incoming, ack=action == "ack")
         except _CONNECTION_ERRORS as exc:
             self._broken()
             raise LeaseLost(f"connection lost before {action}; the broker redelivers the message ({exc})") from exc
@@ -340,7 +373,7 @@ class RabbitMQTransport(Transport):
         if delay_seconds <= 0:
             await self._settle(lease, "nack")
             return
-        headers = {k: v for k, v in (lease.incoming.headers or {}).items() if not k.startswith("x-death")}
+        headers = {k: v for k, v in (_properties(lease.incoming).headers or {}).items() if not k.startswith("x-death")}
         headers.pop("x-delivery-count", None)
         headers[PRIOR_RECEIVES_HEADER] = message.receive_count
         await self._publish(
