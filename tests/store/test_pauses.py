@@ -138,7 +138,23 @@ def test_failed_publish_releases_the_claim(store, tmp_path):
     with pytest.raises(ConnectionError):
         asyncio.run(resume_paused(store, Down(), eid, {"approved": True}))
     assert store.get_pause(eid)["status"] == "paused"
+    [resumed, paused_again] = store.events(eid)[-2:]  # the history says what happened, in order
+    assert resumed.kind == "resumed" and paused_again.kind == "paused"
+    assert paused_again.data == {"resume_failed": "ConnectionError: broker down"}
     assert store.claim_pause(eid)["id"] == eid  # still resumable
+
+
+def test_the_resumed_event_precedes_anything_the_next_actor_records(store):
+    """The next actor may run as soon as the envelope is published: its events must come after ``resumed``."""
+    eid = paused_envelope(store)
+
+    class NextActorIsFast:
+        async def send(self, queue, body, *, delay_seconds=0.0):
+            store.mark_running(eid, "publish")  # what the next sidecar writes when it picks the envelope up
+
+    asyncio.run(resume_paused(store, NextActorIsFast(), eid, {"approved": True}))
+    assert [e.kind for e in store.events(eid)][-2:] == ["resumed", "running"]
+    assert store.get(eid)["status"] == RUNNING and store.get(eid)["actor"] == "publish"
 
 
 def test_expired_pause_fails_into_error_end_once_across_replicas(store_url, transport):

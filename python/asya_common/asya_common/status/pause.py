@@ -1,7 +1,8 @@
 """Resuming and expiring paused envelopes: used by ``asya paused resume``, the gateway and the expirer.
 
-Both helpers follow the store's claim protocol: validate, claim (one winner), publish the envelope
-to its next queue, then ``finish_pause``. A failed publish releases the claim, so the pause is still
+Both helpers follow the store's claim protocol: validate, claim (one winner), write the ``resumed``
+event (before anything of the next actor can happen), publish the envelope to its next queue, then
+``finish_pause``. A failed publish releases the claim, so the pause is still
 there to retry; a taker killed between publish and finish leaves a claim that another taker may
 take over after the claim lease (at-least-once, like every hop of the mesh).
 """
@@ -77,14 +78,21 @@ async def resume_paused(store: Any, transport: Any, envelope_id: str, value: Any
     validate_input(check_resumable(store, envelope_id)["spec"], value)
     pause = store.claim_pause(envelope_id)
     envelope = merge_input(pause["envelope"], pause["spec"]["into"], value)
-    try:
-        actor = await _publish(transport, envelope, queue_prefix)
-    except BaseException:
-        store.release_pause(envelope_id)
-        raise
-    store.finish_pause(envelope_id, PAUSE_RESUMED, actor=actor, resumed=True,
-                       data={"into": pause["spec"]["into"], "input": value})
+    await _publish_resumed(store, transport, envelope_id, envelope, queue_prefix,
+                           {"outcome": PAUSE_RESUMED, "into": pause["spec"]["into"], "input": value})
+    store.finish_pause(envelope_id, PAUSE_RESUMED, actor=envelope["route"]["curr"], resumed=True, event=False)
     return envelope
+
+
+async def _publish_resumed(store: Any, transport: Any, envelope_id: str, envelope: dict[str, Any],
+                           queue_prefix: str, data: dict[str, Any]) -> None:
+    """``resumed`` event, then the publish; a failed publish puts the claim back (and says so in the events)."""
+    store.note_resumed(envelope_id, envelope["route"]["curr"], data)
+    try:
+        await _publish(transport, envelope, queue_prefix)
+    except BaseException as exc:
+        store.release_pause(envelope_id, reason=f"{type(exc).__name__}: {exc}")
+        raise
 
 
 def timeout_envelope(pause: dict[str, Any]) -> dict[str, Any]:
@@ -125,12 +133,15 @@ async def expire_pauses(store: Any, transport: Any, *, queue_prefix: str = env.D
         resume = spec.get("on_timeout") == "resume"
         envelope = merge_input(pause["envelope"], spec["into"], spec.get("defaults")) if resume \
             else timeout_envelope(pause)
-        try:
-            actor = await _publish(transport, envelope, queue_prefix)
-        except BaseException:
-            store.release_pause(pause["id"])
-            raise
-        store.finish_pause(pause["id"], PAUSE_EXPIRED, actor=actor, resumed=resume,
-                           data={"into": spec["into"], "input": spec.get("defaults"), "timeout": True})
+        data = {"outcome": PAUSE_EXPIRED, "into": spec["into"], "input": spec.get("defaults"), "timeout": True}
+        if resume:
+            await _publish_resumed(store, transport, pause["id"], envelope, queue_prefix, data)
+        else:
+            try:
+                await _publish(transport, envelope, queue_prefix)
+            except BaseException:
+                store.release_pause(pause["id"])
+                raise
+        store.finish_pause(pause["id"], PAUSE_EXPIRED, actor=envelope["route"]["curr"], resumed=resume, event=False)
         handled.append(pause["id"])
     return handled

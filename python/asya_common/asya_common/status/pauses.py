@@ -123,14 +123,36 @@ class PauseMixin:
             raise PauseConflict(f"pause {envelope_id!r} {detail}")
         return to_pause(row)
 
-    def release_pause(self, envelope_id: str) -> None:
-        """Puts a claimed pause back to waiting (its publish failed; nothing was resumed)."""
+    def note_resumed(self, envelope_id: str, actor: str, data: dict[str, Any] | None = None) -> None:
+        """Appends the ``resumed`` event of a claimed pause, before its envelope is published.
+
+        Written first so that it precedes every event of the next actor (which may run as soon as the
+        envelope is published); a failed publish is followed by a ``paused`` event (``release_pause``).
+        """
+        with self._db.write() as cur:
+            row = cur.x("SELECT root_id FROM pauses WHERE id=?", (envelope_id,)).fetchone()
+            if row is None:
+                raise PauseNotFound(f"no paused envelope with id {envelope_id!r}")
+            self._append(cur, [Event(0, row[0], envelope_id, RESUMED, actor, data or {}, time.time())])
+
+    def release_pause(self, envelope_id: str, reason: str | None = None) -> None:
+        """Puts a claimed pause back to waiting (its publish failed; nothing was resumed).
+
+        Args:
+            envelope_id: The pause.
+            reason: Why the resume failed; when given, a ``paused`` event says so (after ``note_resumed``).
+        """
         with self._db.write() as cur:
             cur.x("UPDATE pauses SET status=?, claimed_at=NULL WHERE id=? AND status=?",
                   (PAUSE_WAITING, envelope_id, PAUSE_CLAIMED))
+            if reason is not None:
+                row = cur.x("SELECT root_id, actor FROM pauses WHERE id=?", (envelope_id,)).fetchone()
+                if row is not None:
+                    self._append(cur, [Event(0, row[0], envelope_id, PAUSED, row[1], {"resume_failed": reason},
+                                             time.time())])
 
     def finish_pause(self, envelope_id: str, outcome: str, *, actor: str | None, resumed: bool,
-                     data: dict[str, Any] | None = None) -> None:
+                     data: dict[str, Any] | None = None, event: bool = True) -> None:
         """Records the end of a claimed pause after its envelope was published.
 
         Args:
@@ -140,6 +162,7 @@ class PauseMixin:
             resumed: True when the envelope continues its route (record -> running at ``actor`` and a
                 ``resumed`` event); False for a timeout failure (the crew records the failure).
             data: Event data (what was merged and where).
+            event: False when ``note_resumed`` already wrote the ``resumed`` event.
         """
         now = time.time()
         with self._db.write() as cur:
@@ -152,7 +175,7 @@ class PauseMixin:
             cur.x(f"UPDATE records SET paused_seconds=paused_seconds+?, updated_at=?{move} "
                   f"WHERE id=? AND status NOT IN ({final})",
                   (max(0.0, now - row[0]), now, *((RUNNING, actor) if resumed else ()), envelope_id, *FINAL))
-            if resumed:
+            if resumed and event:
                 self._append(cur, [Event(0, row[1], envelope_id, RESUMED, actor, {"outcome": outcome, **(data or {})},
                                          now)])
 
