@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import statistics
 import tempfile
 import time
@@ -159,6 +160,17 @@ SYSTEMS.update({f"before c{n}": (lambda n: lambda s, c: asya(s, c, n, BASELINE_T
 SYSTEMS["before default"] = lambda s, c: asya(s, c, 0, BASELINE_TREE)
 
 
+def system(name: str) -> Callable[[TransportSettings, Any], Any]:
+    """A system by name: one of :data:`SYSTEMS`, or ``asya cN pM`` / ``before cN pM`` (concurrency N, prefetch M)."""
+    if name in SYSTEMS:
+        return SYSTEMS[name]
+    match = re.fullmatch(r"(asya|before) c(\d+) p(\d+)", name)
+    if not match:
+        raise SystemExit(f"unknown system {name!r}: one of {', '.join(SYSTEMS)}, or 'asya cN pM'")
+    tree = BASELINE_TREE if match[1] == "before" else None
+    return lambda s, c: asya(s, c, int(match[2]), tree, prefetch=int(match[3]))
+
+
 async def compare(settings: TransportSettings, systems: list[str], n: int, latency_n: int, rates: list[float],
                   rounds: int) -> dict[str, list[dict[str, Any]]]:
     """Interleaved rounds over ``systems``; returns every row per system."""
@@ -169,7 +181,7 @@ async def compare(settings: TransportSettings, systems: list[str], n: int, laten
             order = systems[round_no % len(systems):] + systems[:round_no % len(systems)]
             for name in order:
                 try:
-                    row = await measure(name, lambda: SYSTEMS[name](settings, connection), connection, n, latency_n,
+                    row = await measure(name, lambda: system(name)(settings, connection), connection, n, latency_n,
                                         rates)
                 except Exception as exc:  # noqa: BLE001 - one failed system is reported, the others still run
                     print(f"  round {round_no + 1} {name}: failed ({type(exc).__name__}: {exc})", flush=True)

@@ -91,7 +91,7 @@ async def _exchange_publisher(connection, settings: TransportSettings, first: st
 
 @asynccontextmanager
 async def asya(settings: TransportSettings, connection, concurrency: int,
-               tree: str | None = None) -> AsyncIterator[Running]:
+               tree: str | None = None, prefetch: int = 0) -> AsyncIterator[Running]:
     """Our pipeline: a sidecar + runtime per stage, started like ``asya dev`` does.
 
     ``tree``: another checkout's packages (``--baseline``) put first on the children's PYTHONPATH.
@@ -102,9 +102,10 @@ async def asya(settings: TransportSettings, connection, concurrency: int,
     queues = await _reset(settings)
     state = Path(tempfile.mkdtemp(prefix="asya-cmp-"))
     conc = {"ASYA_CONCURRENCY": str(concurrency)} if concurrency else {}  # 0: the defaults
+    held = {"ASYA_PREFETCH": str(prefetch)} if prefetch else {}  # 0: the sidecar's default
     specs = [ActorSpec(name, HERE / "handlers.py",
                        runtime_env={"ASYA_ACTOR_NAME": name, "ASYA_HANDLER": "handlers.noop", **conc},
-                       sidecar_env={"ASYA_ACTOR_NAME": name, **conc}) for name in STAGES]
+                       sidecar_env={"ASYA_ACTOR_NAME": name, **conc, **held}) for name in STAGES]
     with open(os.devnull, "w") as quiet:
         base_env = dict(os.environ)
         if tree:

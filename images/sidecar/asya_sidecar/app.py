@@ -1,7 +1,8 @@
 """The sidecar process: receive loop, bounded concurrency, health endpoints and graceful shutdown.
 
-A single receive loop leases at most as many messages as there are free slots
-(``ASYA_CONCURRENCY``), so no message sits leased but unprocessed. On SIGTERM it stops receiving,
+A single receive loop leases at most as many messages as the sidecar holds (``ASYA_PREFETCH``, or
+automatic: ``asya_sidecar.prefetch``); every leased message is being processed at once, and at most
+``ASYA_CONCURRENCY`` of them are inside the handler (``MessageProcessor``). On SIGTERM it stops receiving,
 lets in-flight messages finish for ``ASYA_SHUTDOWN_GRACE`` and returns the rest to the queue.
 """
 
@@ -51,6 +52,7 @@ class Sidecar:
         self.log = get_logger(actor=settings.actor)
         self.tracer = tracing.create(tracing_settings, settings.actor, self.queue, self.registry, self.log, self.metrics)
         self._stopping = asyncio.Event()
+        self._room = asyncio.Event()  # set when a held message is finished (or on shutdown)
         self._tasks: set[asyncio.Task] = set()
         self._receiving = False
         self.health: HealthServer | None = None
@@ -68,6 +70,7 @@ class Sidecar:
     def stop(self) -> None:
         """Asks the sidecar to shut down gracefully (what SIGTERM does)."""
         self._stopping.set()
+        self._room.set()  # wakes the receive loop
 
     async def run(self) -> None:
         """Runs until :meth:`stop` (or SIGTERM), then drains and closes."""
@@ -96,7 +99,8 @@ class Sidecar:
                 expirer = asyncio.create_task(expire_loop(progress, self.transport, self.transport_settings.queue_prefix,
                                                           self.settings.pause_expiry_interval, self.log))
             self.log.info("sidecar ready", queue=self.queue, handler=self.runtime.handler,
-                          concurrency=self.settings.concurrency, metrics_port=self.health.port)
+                          concurrency=self.settings.concurrency, prefetch=self.settings.prefetch or "auto",
+                          metrics_port=self.health.port)
             processor = MessageProcessor(self.settings, self.policy, self.transport, self.runtime, self.metrics,
                                          self.log, self.transport_settings.queue_prefix, progress, self.tracer)
             await self._receive_loop(processor)
@@ -113,47 +117,44 @@ class Sidecar:
             self.log.info("sidecar stopped")
 
     async def _receive_loop(self, processor: MessageProcessor) -> None:
-        slots = asyncio.Semaphore(self.settings.concurrency)
+        held = processor.held
+        prefetch = 0
         self._receiving = True
         backoff = 0.5
         while not self._stopping.is_set():
-            if not await self._acquire_unless_stopping(slots):
-                break
-            free = 1
-            while free < self.settings.concurrency and not slots.locked():
-                await slots.acquire()
-                free += 1
+            limit = held.current
+            if len(self._tasks) >= limit:
+                await self._wait_for_room(limit)
+                continue
             try:
-                messages = await self.transport.receive(self.queue, max_messages=free, wait_seconds=1.0,
-                                                        lease_seconds=self.settings.lease_seconds)
+                if limit != prefetch:  # RabbitMQ pushes up to its prefetch: keep it at what is held
+                    await self.transport.set_prefetch(self.queue, limit)
+                    prefetch = limit
+                messages = await self.transport.receive(self.queue, max_messages=limit - len(self._tasks),
+                                                        wait_seconds=1.0, lease_seconds=self.settings.lease_seconds)
                 backoff = 0.5
             except TransportError as exc:
                 messages = []
                 self.log.error("receive failed; retrying", error=str(exc), retry_in=backoff)
                 await self._sleep_unless_stopping(backoff)
                 backoff = min(backoff * 2, 30.0)
-            for _ in range(free - len(messages)):
-                slots.release()
             for message in messages:
                 task = asyncio.create_task(self.tracer.run(message, processor.process(message)),
                                            name=f"process-{message.message_id}")
                 self._tasks.add(task)
-                task.add_done_callback(lambda t: (self._tasks.discard(t), slots.release(), _log_crash(self.log, t)))
+                task.add_done_callback(self._processed)
         self._receiving = False
 
-    async def _acquire_unless_stopping(self, slots: asyncio.Semaphore) -> bool:
-        """Waits for a free slot; returns False (holding none) as soon as shutdown starts."""
-        acquire = asyncio.ensure_future(slots.acquire())
-        stop = asyncio.ensure_future(self._stopping.wait())
-        await asyncio.wait({acquire, stop}, return_when=asyncio.FIRST_COMPLETED)
-        stop.cancel()
-        if self._stopping.is_set():
-            if acquire.done() and not acquire.cancelled():
-                slots.release()
-            else:
-                acquire.cancel()
-            return False
-        return True
+    def _processed(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        self._room.set()
+        _log_crash(self.log, task)
+
+    async def _wait_for_room(self, limit: int) -> None:
+        """Waits until fewer than ``limit`` messages are held, or shutdown starts."""
+        self._room.clear()
+        if len(self._tasks) >= limit and not self._stopping.is_set():
+            await self._room.wait()
 
     async def _sleep_unless_stopping(self, seconds: float) -> None:
         try:

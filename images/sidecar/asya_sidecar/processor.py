@@ -22,6 +22,7 @@ from asya_sidecar import pause
 from asya_sidecar.backoff import retry_delay
 from asya_sidecar.metrics import SidecarMetrics
 from asya_sidecar.nonretryable import is_non_retryable
+from asya_sidecar.prefetch import HeldLimit
 from asya_sidecar.runtime_client import RuntimeClient, RuntimeCrashed, RuntimeRestarted, RuntimeUnavailable
 from asya_sidecar.settings import RetryPolicy, SidecarSettings
 from asya_sidecar.tracing import NoTracer, hop_data
@@ -67,6 +68,10 @@ class MessageProcessor:
         self._tracer = tracer or NoTracer()
         self._terminal = settings.actor in env.TERMINAL_ACTORS
         self._leased: dict[int, tuple[ReceivedMessage, float]] = {}
+        # Handler calls at once (ASYA_CONCURRENCY); messages beyond it wait here, in arrival order, before
+        # actorTimeout starts. The runtime never queues a call.
+        self._handler_slots = asyncio.Semaphore(settings.concurrency)
+        self.held = HeldLimit(settings.concurrency, settings.prefetch)  # fed with every call's duration
         self._keeper: asyncio.Task | None = None
 
     async def process(self, message: ReceivedMessage) -> None:
@@ -136,34 +141,11 @@ class MessageProcessor:
 
     async def _call_and_route(self, message: ReceivedMessage, envelope: dict[str, Any], log: Any) -> None:
         attempt = routing.attempt_of(envelope)
-        if self._progress is not None:
-            await self._progress.running(envelope["id"], self._settings.actor, hop_data(envelope))
-        await self._connect_runtime()  # waiting for a (re)starting runtime is not the handler's time
-        generation = self._runtime.generation
-        started = time.perf_counter()
-        try:
-            async with asyncio.timeout(self._settings.actor_timeout):
-                if self._tracer.enabled:  # the hop span set headers.traceparent: the envelope is serialised again
-                    frame = await self._tracer.call(self._runtime.call, envelope, self._fly_sink(envelope))
-                else:  # unchanged since it was parsed: the received bytes go into the call frame as they are
-                    frame = await self._runtime.call(envelope, self._fly_sink(envelope), message.body)
-        except TimeoutError:
-            self._metrics.restart("timeout")
-            self._tracer.event("actorTimeout", timeout=float(self._settings.actor_timeout), attempt=attempt)
-            log.error("handler exceeded actorTimeout; restarting runtime", timeout=self._settings.actor_timeout,
-                      attempt=attempt)
-            await self._runtime.restart(generation)
-            frame = {"type": "error", "error": {
-                "type": "ActorTimeout",
-                "message": f"handler did not finish within actorTimeout={self._settings.actor_timeout:g}s",
-                "traceback": ""}}
-        except RuntimeRestarted:
-            await self._return(message, "returned")  # a sibling call timed out; this one did nothing wrong
+        async with self._handler_slots:  # released before publishing: the next call overlaps this publish
+            frame = await self._call_runtime(message, envelope, attempt, log)
+        if frame is None:  # a sibling call timed out; this one did nothing wrong
+            await self._return(message, "returned")
             return
-        except RuntimeCrashed as exc:
-            frame = {"type": "error", "error": {"type": "RuntimeCrashed", "message": str(exc), "traceback": ""}}
-        finally:
-            self._metrics.handler_seconds.observe(time.perf_counter() - started)
         if frame.get("type") == "result":
             outputs = frame.get("outputs") or []
             if self._terminal:
@@ -192,6 +174,40 @@ class MessageProcessor:
             await self._return(message, "returned", delay=1.0)
             return
         await self._failed(message, envelope, error, attempt, log)
+
+    async def _call_runtime(self, message: ReceivedMessage, envelope: dict[str, Any], attempt: int,
+                            log: Any) -> dict[str, Any] | None:
+        """One handler call within ``actorTimeout``: the result or error frame, or None when the runtime was
+        restarted for another call (this one is returned to the queue, uncharged)."""
+        if self._progress is not None:
+            await self._progress.running(envelope["id"], self._settings.actor, hop_data(envelope))
+        await self._connect_runtime()  # waiting for a (re)starting runtime is not the handler's time
+        generation = self._runtime.generation
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self._settings.actor_timeout):
+                if self._tracer.enabled:  # the hop span set headers.traceparent: the envelope is serialised again
+                    return await self._tracer.call(self._runtime.call, envelope, self._fly_sink(envelope))
+                # unchanged since it was parsed: the received bytes go into the call frame as they are
+                return await self._runtime.call(envelope, self._fly_sink(envelope), message.body)
+        except TimeoutError:
+            self._metrics.restart("timeout")
+            self._tracer.event("actorTimeout", timeout=float(self._settings.actor_timeout), attempt=attempt)
+            log.error("handler exceeded actorTimeout; restarting runtime", timeout=self._settings.actor_timeout,
+                      attempt=attempt)
+            await self._runtime.restart(generation)
+            return {"type": "error", "error": {
+                "type": "ActorTimeout",
+                "message": f"handler did not finish within actorTimeout={self._settings.actor_timeout:g}s",
+                "traceback": ""}}
+        except RuntimeRestarted:
+            return None
+        except RuntimeCrashed as exc:
+            return {"type": "error", "error": {"type": "RuntimeCrashed", "message": str(exc), "traceback": ""}}
+        finally:
+            elapsed = time.perf_counter() - started
+            self._metrics.handler_seconds.observe(elapsed)
+            self.held.observe(elapsed)
 
     async def _failed(self, message: ReceivedMessage, envelope: dict[str, Any], error: dict[str, Any],
                       attempt: int, log: Any) -> None:

@@ -38,7 +38,11 @@ class SidecarSettings:
 
     actor: str = env_field("ASYA_ACTOR_NAME", required=True, help="actor whose queue this sidecar consumes")
     socket_path: str = env_field("ASYA_SOCKET_PATH", default=DEFAULT_SOCKET_PATH, help="runtime socket")
-    concurrency: int = env_field("ASYA_CONCURRENCY", default=1, help="messages in flight")
+    concurrency: int = env_field("ASYA_CONCURRENCY", default=1, help="handler calls at once (the runtime's threads)")
+    prefetch: int = env_field(
+        "ASYA_PREFETCH", default=0,
+        help="messages held at once, at least ASYA_CONCURRENCY; the extra ones are received, parsed and published "
+             "while the handler runs (0 = automatic: about 20 ms of handler work, asya_sidecar.prefetch)")
     actor_timeout: Duration = env_field("ASYA_ACTOR_TIMEOUT", default=Duration(300.0), help="per-call limit")
     lease_seconds: float = env_field("ASYA_LEASE_SECONDS", default=30.0, help="visibility timeout per receive")
     dlq_max_receive_count: int = env_field("ASYA_DLQ_MAX_RECEIVE_COUNT", default=10, help="deliveries before DLQ")
@@ -71,6 +75,9 @@ class SidecarSettings:
     def __post_init__(self) -> None:
         if self.concurrency < 1:
             raise ValueError(f"ASYA_CONCURRENCY must be >= 1, got {self.concurrency}")
+        if self.prefetch and self.prefetch < self.concurrency:
+            raise ValueError(f"ASYA_PREFETCH must be 0 (automatic) or >= ASYA_CONCURRENCY={self.concurrency}, "
+                             f"got {self.prefetch}")
         if self.lease_seconds < 1:
             raise ValueError(f"ASYA_LEASE_SECONDS must be >= 1, got {self.lease_seconds}")
         if self.actor_timeout <= 0:

@@ -137,6 +137,7 @@ def load_actor(path: str | Path, layers: list[Path] = (), chart_dir: Path = CHAR
 # whose keys a values file sets carries the chart's default, and the environment of `asya dev` may override it.
 ENV_SOURCES: dict[str, tuple[str, ...]] = {
     "ASYA_HANDLER_MODE": ("handlerMode",), "ASYA_HANDLER_ARGS": ("handlerArgs",), "ASYA_CONCURRENCY": ("concurrency",),
+    "ASYA_PREFETCH": ("prefetch",),
     "ASYA_LOG_LEVEL": ("logLevel",), "ASYA_ACTOR_TIMEOUT": ("resiliency.actorTimeout",),
     "ASYA_RETRY_MAX_ATTEMPTS": ("resiliency.policies.default.maxAttempts",),
     "ASYA_RETRY_BACKOFF": ("resiliency.policies.default.backoff",),
@@ -180,7 +181,7 @@ def _container_env(values: dict[str, Any], path: Path) -> tuple[dict[str, str], 
     }
     sidecar = values.get("sidecar") or {}
     sidecar_env = {"ASYA_ACTOR_NAME": name, "ASYA_CONCURRENCY": concurrency,
-                   "ASYA_LOG_LEVEL": runtime_env["ASYA_LOG_LEVEL"]}
+                   "ASYA_PREFETCH": str(values.get("prefetch", 0)), "ASYA_LOG_LEVEL": runtime_env["ASYA_LOG_LEVEL"]}
     optional = {
         "ASYA_ACTOR_TIMEOUT": resiliency.get("actorTimeout"),
         "ASYA_RETRY_MAX_ATTEMPTS": policy.get("maxAttempts"),

@@ -188,6 +188,13 @@ class Transport(abc.ABC):
     ) -> list[ReceivedMessage]:
         """Leases up to ``max_messages``, waiting up to ``wait_seconds`` for the first one."""
 
+    async def set_prefetch(self, queue: str, count: int) -> None:
+        """Caps how many messages of ``queue`` the broker hands this client ahead of ``receive``.
+
+        Only a push-based broker (RabbitMQ's ``basic.qos``) holds deliveries for a client beyond what
+        ``receive`` asked for; the pull-based ones take exactly ``max_messages`` and need nothing here.
+        """
+
     @abc.abstractmethod
     async def ack(self, message: ReceivedMessage) -> None:
         """Deletes a leased message for good."""
