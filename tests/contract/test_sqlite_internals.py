@@ -85,6 +85,20 @@ async def test_receives_in_one_batch_never_get_the_same_message(sq):
     assert sorted(bodies) == sorted(f"m{i}".encode() for i in range(5))
 
 
+async def test_a_receive_cancelled_while_queued_leases_nothing(sq):
+    await sq.send("asya-a", b"still there")
+    gate, blocker = await _held_executor(sq)
+    queued = asyncio.ensure_future(sq.receive("asya-a", wait_seconds=0))
+    await asyncio.sleep(0.05)
+    queued.cancel()
+    gate.set()
+    await blocker
+    with pytest.raises(asyncio.CancelledError):
+        await queued
+    got = await sq.receive("asya-a", wait_seconds=0)
+    assert [m.body for m in got] == [b"still there"] and got[0].receive_count == 1
+
+
 async def test_idle_receive_does_not_wait_for_another_processes_write_lock(sq, sqlite_settings_file):
     other = sqlite3.connect(sqlite_settings_file.sqlite_path, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")  # another process is writing (and holds the lock for a long time)

@@ -9,8 +9,9 @@ a missing queue) is rolled back alone and raises to its own caller. No caller re
 that contains its write, so "sent" and "acked" still mean "committed".
 
 A write may come with a *peek*, a read run before the transaction (WAL readers never wait): a receive
-peeks whether its queue has a visible message and takes the write lock only when it has. One executor job
-runs the whole batch, and its answers go back to each event loop in one wake-up.
+peeks whether its queue has a visible message and takes the write lock only when it has, and a receive
+cancelled before its batch starts leases nothing. One executor job runs the whole batch, and its answers
+go back to each event loop in one wake-up.
 """
 
 from __future__ import annotations
@@ -59,7 +60,10 @@ class GroupCommit:
             if conn is None:
                 raise sqlite3.ProgrammingError("the queue database is closed")
             todo = []
-            for i, (body, peek, _) in enumerate(batch):
+            for i, (body, peek, future) in enumerate(batch):
+                if peek is not None and future.done():  # a cancelled receive: lease nothing for nobody
+                    outcomes[i] = (True, None)
+                    continue
                 if peek is not None:
                     try:
                         answer = peek(conn)
