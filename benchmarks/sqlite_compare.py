@@ -120,7 +120,7 @@ async def main() -> None:
             results.setdefault(name, []).append(row)
             print(f"round {r + 1} {name:<10} {row['hops_per_s']:7.0f} hops/s  sidecar {row['sidecar_ms']:.2f} ms  "
                   f"runtime {row['runtime_ms']:.2f} ms  lost {row['lost']} dup {row['dup']}", flush=True)
-    print(f"\n| system | hops/s | sidecar CPU ms/env/stage | runtime CPU ms/env/stage | lost | dup |")
+    print("\n| system | hops/s | sidecar CPU ms/env/stage | runtime CPU ms/env/stage | lost | dup |")
     print("|---|---|---|---|---|---|")
     for label, tree, conc in systems:
         rows = results[f"{label} c{conc}"]
