@@ -102,10 +102,11 @@ class GroupCommit:
                         conn.execute("ROLLBACK TO asya_write")
                         conn.execute("RELEASE asya_write")
                         outcomes[i] = (False, exc)
+            conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # a failed COMMIT can leave the transaction open: never reuse it
+                conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
 
     def abandon(self, exc: BaseException) -> None:
         """Fails every queued write (the executor refused the drain job: the transport is closing)."""
