@@ -21,6 +21,9 @@ class TransportSettings:
     kind: str = env_field("ASYA_TRANSPORT", default="sqlite", help="sqlite | rabbitmq | sqs | pubsub")
     queue_prefix: str = env_field("ASYA_QUEUE_PREFIX", default=DEFAULT_QUEUE_PREFIX, help="prefix of every queue name")
     sqlite_path: str = env_field("ASYA_SQLITE_PATH", default=".asya/queues.sqlite3", help="embedded queue database file")
+    sqlite_synchronous: str = env_field(
+        "ASYA_SQLITE_SYNCHRONOUS", default="NORMAL",
+        help="NORMAL: a commit survives any process crash; FULL: also a power loss (one fsync per commit)")
     rabbitmq_url: str = env_field(
         "ASYA_RABBITMQ_URL", default="amqp://guest:guest@127.0.0.1:5672/", help="AMQP URL (user, password, vhost)"
     )
@@ -38,3 +41,5 @@ class TransportSettings:
     def __post_init__(self) -> None:
         if self.kind not in TRANSPORTS:
             raise ValueError(f"ASYA_TRANSPORT={self.kind!r} is not one of {', '.join(TRANSPORTS)}")
+        if self.sqlite_synchronous.upper() not in ("NORMAL", "FULL"):
+            raise ValueError(f"ASYA_SQLITE_SYNCHRONOUS={self.sqlite_synchronous!r} is not NORMAL or FULL")

@@ -3,9 +3,11 @@
 One database file is shared by every process of a dev mesh (sidecars, crew, CLI). Each queue is a
 set of rows in ``messages``; a receive leases rows by pushing ``visible_at`` into the future under
 a fresh ``lease_token``, so a crashed consumer's messages simply become visible again when the lease
-runs out. Every state change is committed (WAL, ``synchronous=FULL``) before its call returns, which
-is what "durably sent" means here; writes queued at the same moment share one commit
-(``_sqlite_group.GroupCommit``). Deliveries are counted per message; one that would exceed its
+runs out. Every state change is committed (WAL) before its call returns, which is what "durably sent"
+means here; leases, sends, acks and nacks queued at the same moment share one commit
+(``_sqlite_group.GroupCommit``). ``ASYA_SQLITE_SYNCHRONOUS`` picks what a commit waits for: ``NORMAL``
+(the default) survives the crash or kill -9 of any process, ``FULL`` also a power loss (one fsync per
+commit; see docs/transports.md). Deliveries are counted per message; one that would exceed its
 queue's ``max_receive_count`` is moved to the queue's DLQ instead of being delivered.
 
 Why not a library: the maintained SQLite queues on PyPI (persist-queue, litequeue) have no leases
@@ -16,9 +18,10 @@ small and proven by the same contract suite as the real brokers (``tests/contrac
 from __future__ import annotations
 
 import asyncio
+import itertools
+import os
 import sqlite3
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, TypeVar
@@ -72,7 +75,11 @@ class SQLiteTransport(Transport):
         self._path = Path(settings.sqlite_path)
         self._conn: sqlite3.Connection | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self._synchronous = settings.sqlite_synchronous.upper()
         self._group = GroupCommit(lambda: self._conn)
+        # Lease tokens: unique per process (random prefix) and per lease (counter); cheaper than uuid4.
+        self._token_prefix = os.urandom(8).hex()
+        self._token_counter = itertools.count(1)
 
     # -- plumbing -------------------------------------------------------------------------
     async def connect(self) -> None:
@@ -89,7 +96,7 @@ class SQLiteTransport(Transport):
             try:
                 conn.execute("PRAGMA busy_timeout=30000")
                 conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=FULL")
+                conn.execute(f"PRAGMA synchronous={self._synchronous}")
                 conn.executescript(_SCHEMA)
                 break
             except sqlite3.OperationalError as exc:
@@ -120,13 +127,17 @@ class SQLiteTransport(Transport):
         except sqlite3.Error as exc:
             raise TransportError(f"SQLite queue {self._path}: {exc}") from exc
 
-    async def _write(self, body: Callable[[sqlite3.Connection], T]) -> T:
-        """One write transaction, committed together with the writes queued meanwhile (one fsync)."""
+    async def _write(self, body: Callable[[sqlite3.Connection], T],
+                     peek: Callable[[sqlite3.Connection], T | None] | None = None) -> T:
+        """One write transaction, committed together with the writes queued meanwhile (one commit).
+
+        ``peek`` (a read before the transaction) may answer instead, and the write is then skipped.
+        """
         if self._executor is None:
             raise TransportError("SQLite transport is not connected (call connect() first)")
         loop = asyncio.get_running_loop()
         future: asyncio.Future = loop.create_future()
-        if self._group.submit(body, future):
+        if self._group.submit(body, future, peek):
             try:
                 loop.run_in_executor(self._executor, self._group.drain)
             except RuntimeError as exc:  # executor shut down by close()
@@ -202,7 +213,7 @@ class SQLiteTransport(Transport):
             now = time.time()
             conn.executemany(
                 "INSERT INTO messages(message_id, queue, body, enqueued_at, visible_at) VALUES (?,?,?,?,?)",
-                [(uuid.uuid4().hex, queue, sqlite3.Binary(b), now, now + delay_seconds) for b in bodies],
+                [(os.urandom(16).hex(), queue, b, now, now + delay_seconds) for b in bodies],
             )
 
         await self._write(insert)
@@ -214,27 +225,27 @@ class SQLiteTransport(Transport):
         pause = _POLL_MIN
         first_poll = True
         while True:
-            messages = await self._run(self._lease, queue, max_messages, lease_seconds, first_poll)
+            messages = await self._write(
+                lambda conn: self._lease_locked(conn, queue, max_messages, lease_seconds),
+                peek=lambda conn, check=first_poll: self._peek(conn, queue, check))
             first_poll = False
             if messages or time.monotonic() >= deadline:
                 return messages
             await asyncio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
             pause = min(pause * 2, _POLL_MAX)
 
-    def _lease(self, queue: str, limit: int, lease_seconds: float, check_exists: bool) -> list[ReceivedMessage]:
-        conn = self._conn
-        assert conn is not None
-        # Cheap read first (WAL readers never block): take the write lock only when there is work.
+    def _peek(self, conn: sqlite3.Connection, queue: str, check_exists: bool) -> list[ReceivedMessage] | None:
+        """Cheap read first (WAL readers never block): None (go and lease) only when there is work."""
         if conn.execute(
             "SELECT 1 FROM messages WHERE queue=? AND visible_at<=? LIMIT 1", (queue, time.time())
-        ).fetchone() is None:
-            if check_exists:
-                self._require_queue(conn, queue)
-            return []
-        return self._tx(lambda c: self._lease_locked(c, queue, limit, lease_seconds))
+        ).fetchone() is not None:
+            return None
+        if check_exists:
+            self._require_queue(conn, queue)
+        return []
 
-    @staticmethod
-    def _lease_locked(conn: sqlite3.Connection, queue: str, limit: int, lease_seconds: float) -> list[ReceivedMessage]:
+    def _lease_locked(self, conn: sqlite3.Connection, queue: str, limit: int,
+                      lease_seconds: float) -> list[ReceivedMessage]:
         spec = conn.execute("SELECT dlq_name, max_receive_count FROM queues WHERE name=?", (queue,)).fetchone()
         if spec is None:
             raise QueueNotFound(f"queue {queue!r} does not exist")
@@ -253,7 +264,7 @@ class SQLiteTransport(Transport):
                     (dlq, now, seq),
                 )
                 continue
-            token = uuid.uuid4().hex
+            token = f"{self._token_prefix}-{next(self._token_counter)}"
             conn.execute(
                 "UPDATE messages SET visible_at=?, receive_count=?, lease_token=? WHERE seq=?",
                 (now + lease_seconds, count + 1, token, seq),
