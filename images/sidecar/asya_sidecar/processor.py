@@ -10,8 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 import traceback
-from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Protocol
+from typing import Any, Protocol
 
 from asya_common import envelope as env
 from asya_common.transport import MessageTooLarge, QueueNotFound, ReceivedMessage, Transport, TransportError
@@ -78,9 +77,9 @@ class MessageProcessor:
         """Handles one leased message; never raises for message-level problems."""
         self._metrics.received.inc()
         self._metrics.in_flight.inc()
+        self._keep_leased(message)
         try:
-            async with self._keep_leased(message):
-                await self._process(message)
+            await self._process(message)
         except asyncio.CancelledError:
             await self._return(message, "shutdown")
             raise
@@ -94,6 +93,7 @@ class MessageProcessor:
         except Exception as exc:  # noqa: BLE001 - never a crashed task and a redelivery loop
             await self._unhandled(message, exc)
         finally:
+            self._leased.pop(id(message), None)
             self._metrics.in_flight.dec()
 
     async def _process(self, message: ReceivedMessage) -> None:
@@ -362,16 +362,11 @@ class MessageProcessor:
         await self._ack(message)
         self._metrics.outcome("paused")
 
-    @asynccontextmanager
-    async def _keep_leased(self, message: ReceivedMessage) -> AsyncIterator[None]:
-        """Registers the message with the lease keeper for as long as it is being processed."""
+    def _keep_leased(self, message: ReceivedMessage) -> None:
+        """Registers the message with the lease keeper (``process`` removes it when it is done)."""
         self._leased[id(message)] = (message, time.monotonic())
         if self._keeper is None or self._keeper.done():
             self._keeper = asyncio.create_task(self._keep_leases(), name="lease-keeper")
-        try:
-            yield
-        finally:
-            self._leased.pop(id(message), None)
 
     async def _keep_leases(self) -> None:
         """One task for all in-flight messages: extends each lease every third of the lease period."""

@@ -207,6 +207,9 @@ class RabbitMQTransport(Transport):
         """Publishes all bodies with pipelined confirms; returns once every one is confirmed."""
         for body in bodies:
             self.check_size(queue, body)
+        if len(bodies) == 1:  # the common case: no gather, no extra task
+            await self._publish(queue, bodies[0], delay_seconds=delay_seconds)
+            return
         for start in range(0, len(bodies), 256):
             chunk = bodies[start : start + 256]
             await asyncio.gather(*(self._publish(queue, body, delay_seconds=delay_seconds) for body in chunk))
