@@ -115,7 +115,7 @@ def drive(sock: socket.socket, frames: list[bytes], n: int, window: int, rate: f
                 sent += 1
                 due = start + sent / rate
             wait = due - time.monotonic() if sent < n and sent - answered < window else None
-            sock.settimeout(max(wait, 0.0) if wait is not None else None)
+            sock.settimeout(max(wait, 1e-4) if wait is not None else None)
             try:
                 chunk = sock.recv(1 << 20)
             except TimeoutError:
