@@ -65,15 +65,26 @@ def _user_frames(tb: Any) -> Any:
 
 
 class OutputCollector:
-    """Accumulates the outputs of one call; applies SET ops to a working copy of the input envelope."""
+    """Accumulates the outputs of one call; applies SET ops to a working copy of the input envelope.
+
+    The input envelope is the collector's own (parsed from this call's frame, never used after it):
+    the last output of a handler that returned may share its route and headers.
+    """
 
     def __init__(self, envelope: dict[str, Any], mode: str):
         envelope.get("headers", {}).pop(H_PAUSE, None)  # only this call's PAUSE may park its output
         self.input = envelope
         self.mode = mode
-        self.working = copy_envelope({**envelope, "payload": None})  # SET target; payload set per output
+        self._working: dict[str, Any] | None = None
         self.outputs: list[dict[str, Any]] = []
         self.pause: dict[str, Any] | None = None  # the spec of a ("PAUSE", {...}) yield
+
+    @property
+    def working(self) -> dict[str, Any]:
+        """The SET target: a copy of the input envelope (made when first needed); payload set per output."""
+        if self._working is None:
+            self._working = copy_envelope({**self.input, "payload": None})
+        return self._working
 
     def argument(self) -> Any:
         """What the handler is called with: the payload, or a copy of the envelope."""
@@ -84,8 +95,14 @@ class OutputCollector:
         if result is None:
             return
         items = result if isinstance(result, list) else [result]
+        last = len(items) - 1
         for index, item in enumerate(items):  # the last output takes the working copy itself (no more SETs)
-            self._add(item, copy_item=False, last=index == len(items) - 1)
+            if index == last and self.mode == "payload" and self._working is None:
+                # No SET ran, and the input envelope is not used after the call: the last output may
+                # take its route and headers as they are instead of a copy.
+                self.outputs.append({**self.input, "payload": item})
+            else:
+                self._add(item, copy_item=False, last=index == last)
 
     def on_yield(self, item: Any) -> tuple[str, Any] | None:
         """Records one yielded item; returns ``("FLY", data)`` when it must be streamed now."""
