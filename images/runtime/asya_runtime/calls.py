@@ -1,9 +1,9 @@
 """Runs calls: sync handlers on ``concurrency`` handler threads, async handlers on one event loop thread.
 
 A connection's reader thread hands each ``call`` over here and goes back to reading, so ``ping`` and
-``shutdown`` are answered while handlers run (or hang). Sync handlers: the reader puts the call on a
-``queue.SimpleQueue``; one of ``concurrency`` handler threads takes it, runs the handler and writes the
-answer frame to the socket itself (no hop back through an event loop, no executor future). Async
+``shutdown`` are answered while handlers run (or hang). Sync handlers: the reader hands the call to an
+idle one of ``concurrency`` handler threads (waking exactly that one), which runs the handler and writes
+the answer frame to the socket itself (no hop back through an event loop, no executor future). Async
 handlers: the call is started on the event loop thread, at most ``concurrency`` at once. Calls that
 wait for a free handler when SIGTERM arrives never start: they are answered ``ShuttingDown`` at once.
 """
@@ -15,7 +15,6 @@ import collections
 import contextvars
 import logging
 import os
-import queue
 import threading
 from typing import Any, Coroutine
 
@@ -55,15 +54,14 @@ class CallRunner:
         self._running = 0  # calls admitted to a handler thread or the loop (at most ``concurrency``)
         self._waiting: collections.deque[Call] = collections.deque()  # received while all were busy
         self._stopping = False
-        self._queue: queue.SimpleQueue[Call | None] = queue.SimpleQueue()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_lock = threading.Lock()
         self._tasks: set[asyncio.Task] = set()  # the loop keeps only weak references to tasks
+        self._idle: list[_HandlerThread] = []  # sync handlers: threads waiting for a call (the last idle first)
         if handler.is_async:
             self._event_loop()
         else:
-            for index in range(concurrency):
-                threading.Thread(target=self._worker, name=f"asya-handler_{index}", daemon=True).start()
+            self._idle = [_HandlerThread(self, index) for index in reversed(range(concurrency))]
 
     @property
     def in_flight(self) -> int:
@@ -77,19 +75,24 @@ class CallRunner:
         has picked it up; once :meth:`stop` has run, a new call is answered ``ShuttingDown``.
         """
         call = (conn, request_id, envelope)
+        worker = None
         with self._changed:
             refused = self._stopping
             admitted = not refused and self._running < self.concurrency
             if admitted:
                 self._running += 1
+                if self._idle:
+                    worker = self._idle.pop()
             elif not refused:
                 self._waiting.append(call)
             if not refused:
                 conn.hold()
         if refused:
             send_error(conn, request_id, "ShuttingDown", "runtime is shutting down")
+        elif worker is not None:
+            worker.hand(call)  # wakes exactly that thread
         elif admitted:
-            self._start(call)
+            self._event_loop().call_soon_threadsafe(self._start_async, call)
 
     def stop(self) -> None:
         """SIGTERM: calls waiting for a free handler are answered ``ShuttingDown``; running ones go on."""
@@ -112,23 +115,19 @@ class CallRunner:
 
     # -- both kinds of handler ------------------------------------------------------------------------
 
-    def _start(self, call: Call) -> None:
-        if self.invoker.handler.is_async:
-            self._event_loop().call_soon_threadsafe(self._start_async, call)
-        else:
-            self._queue.put(call)
-
-    def _done(self, conn: Connection) -> None:
-        """A call has answered: the next waiting one takes its place."""
-        with self._changed:
-            following = self._waiting.popleft() if self._waiting else None
-            if following is None:
-                self._running -= 1
-                if self._running == 0:
-                    self._changed.notify_all()
+    def _finished(self, conn: Connection, worker: _HandlerThread | None = None) -> Call | None:
+        """A call has answered: returns the next waiting call for the same thread or loop slot, if any
+        (else the slot is free again, and ``worker`` waits for a call)."""
         conn.release()
-        if following is not None:
-            self._start(following)
+        with self._changed:
+            if self._waiting:
+                return self._waiting.popleft()
+            self._running -= 1
+            if worker is not None:
+                self._idle.append(worker)
+            if self._running == 0:
+                self._changed.notify_all()
+        return None
 
     def _begin(self, conn: Connection, request_id: Any, envelope: Any) -> bool:
         """Sets the log context of the call and validates its envelope (False: answered with the error)."""
@@ -176,27 +175,15 @@ class CallRunner:
 
     # -- sync handlers: handler threads ---------------------------------------------------------------
 
-    def _worker(self) -> None:
-        while True:
-            call = self._queue.get()
-            if call is None:
-                return
-            try:
-                self._context.copy().run(self._run_sync, call)
-            except BaseException:  # noqa: BLE001 - a handler thread must outlive any one call
-                log.exception("a call failed inside the runtime")
-
     def _run_sync(self, call: Call) -> None:
+        """Runs one call on a handler thread (in its own copy of the context: the log fields are the call's)."""
         conn, request_id, envelope = call
-        try:
-            if self._begin(conn, request_id, envelope):
-                try:
-                    outputs = self.invoker.invoke_sync(envelope, self._fly_sender(conn, request_id), self._on_loop)
-                    self._answer(conn, request_id, outputs)
-                except BaseException as exc:  # noqa: BLE001 - every handler failure becomes an error frame
-                    self._failed(conn, request_id, exc)
-        finally:
-            self._done(conn)
+        if self._begin(conn, request_id, envelope):
+            try:
+                outputs = self.invoker.invoke_sync(envelope, self._fly_sender(conn, request_id), self._on_loop)
+                self._answer(conn, request_id, outputs)
+            except BaseException as exc:  # noqa: BLE001 - every handler failure becomes an error frame
+                self._failed(conn, request_id, exc)
 
     def _on_loop(self, coroutine: Coroutine[Any, Any, None]) -> None:
         """Runs a coroutine a sync handler returned on the event loop; waits for it (in the handler thread)."""
@@ -227,4 +214,36 @@ class CallRunner:
                 except BaseException as exc:  # noqa: BLE001 - every handler failure becomes an error frame
                     self._failed(conn, request_id, exc)
         finally:
-            self._done(conn)
+            following = self._finished(conn)
+            if following is not None:
+                self._start_async(following)
+
+
+class _HandlerThread:
+    """One handler thread for sync handlers. It waits on its own lock, so handing it a call wakes exactly
+    this thread (several threads waiting on one queue cost several futex calls per call); when it is
+    done it takes the next waiting call itself, without a hand-over."""
+
+    def __init__(self, runner: CallRunner, index: int):
+        self.runner = runner
+        self.call: Call | None = None
+        self.wake = threading.Lock()
+        self.wake.acquire()
+        threading.Thread(target=self._serve, name=f"asya-handler_{index}", daemon=True).start()
+
+    def hand(self, call: Call) -> None:
+        """Gives this idle thread a call to run."""
+        self.call = call
+        self.wake.release()
+
+    def _serve(self) -> None:
+        runner = self.runner
+        while True:
+            self.wake.acquire()
+            call, self.call = self.call, None
+            while call is not None:
+                try:
+                    runner._context.copy().run(runner._run_sync, call)
+                except BaseException:  # noqa: BLE001 - a handler thread must outlive any one call
+                    log.exception("a call failed inside the runtime")
+                call = runner._finished(call[0], self)
