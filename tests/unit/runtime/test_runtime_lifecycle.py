@@ -8,6 +8,8 @@ import os
 import signal
 import stat
 
+import pytest
+
 from .client import RuntimeProcess, RuntimeTestClient, envelope
 
 
@@ -115,3 +117,26 @@ async def test_sigterm_with_a_stuck_call_exits_0_after_the_grace_period(tmp_path
         process.stop()
     warning = [json.loads(line) for line in process.stderr.splitlines() if "abandoning" in line]
     assert warning and warning[0]["abandoned"] == 1 and warning[0]["level"] == "warning"
+
+
+@pytest.mark.parametrize("handler", ["rt_payload.prints", "rt_async.aprints"])
+async def test_print_and_log_lines_carry_the_calls_envelope_and_trace_ids(start_runtime, handler):
+    process, client = await start_runtime(handler, ASYA_CONCURRENCY="4")
+    trace_ids = {n: (f"{n:032x}", f"{n + 100:016x}") for n in range(1, 9)}
+    calls = []
+    for n, (trace_id, span_id) in trace_ids.items():
+        source = envelope({"what": f"doc-{n}"})
+        source["id"] = f"env-{n}"
+        source["headers"]["traceparent"] = f"00-{trace_id}-{span_id}-01"
+        calls.append(client.call(source))
+    await asyncio.gather(*calls)  # several at once, on several handler threads
+    process.signal(signal.SIGTERM)
+    assert await process.wait_exit() == 0
+    lines = [json.loads(line) for line in process.stderr.splitlines() if line.strip()]
+    for n, (trace_id, span_id) in trace_ids.items():
+        for text in (f"printed doc-{n}", f"logged doc-{n}"):
+            [line] = [line for line in lines if line["msg"] == text]
+            assert line["envelope_id"] == f"env-{n}"
+            assert (line["trace_id"], line["span_id"]) == (trace_id, span_id)
+    ready = next(line for line in lines if line["msg"] == "runtime ready")
+    assert "envelope_id" not in ready and "trace_id" not in ready
