@@ -140,3 +140,14 @@ async def test_print_and_log_lines_carry_the_calls_envelope_and_trace_ids(start_
             assert (line["trace_id"], line["span_id"]) == (trace_id, span_id)
     ready = next(line for line in lines if line["msg"] == "runtime ready")
     assert "envelope_id" not in ready and "trace_id" not in ready
+
+
+async def test_sigterm_with_an_async_handler_finishes_running_calls_and_refuses_waiting_ones(start_runtime):
+    process, client = await start_runtime("rt_async.sleepy", ASYA_CONCURRENCY="2")
+    calls = [asyncio.ensure_future(client.call(envelope({"seconds": 1.0}))) for _ in range(4)]
+    await client.ping()  # the four calls are written before the pong is read: they arrive before SIGTERM
+    process.signal(signal.SIGTERM)
+    answers = [frame for _, frame in await asyncio.gather(*calls)]  # two ran, two waited for a slot
+    assert sorted(frame["type"] for frame in answers) == ["error", "error", "result", "result"]
+    assert all(frame["error"]["type"] == "ShuttingDown" for frame in answers if frame["type"] == "error")
+    assert await process.wait_exit(timeout=30) == 0
