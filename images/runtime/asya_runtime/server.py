@@ -7,8 +7,8 @@ connections and waits for signals; each connection has a reader thread that pars
 event loop thread for async handlers), which write their own answers. A connection is persistent and
 may carry several calls in flight, answered in any order by request ``id`` (see
 ``asya_common.protocol``). ``shutdown`` replies and then leaves the process at once with exit code 75,
-even when a sync handler thread is stuck. SIGTERM stops accepting calls, lets in-flight ones finish
-(up to the grace period) and exits 0.
+even when a sync handler thread is stuck. SIGTERM stops accepting calls (a call that had reached the
+socket before the signal still runs), lets in-flight ones finish (up to the grace period) and exits 0.
 """
 
 from __future__ import annotations
