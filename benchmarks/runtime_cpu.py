@@ -95,8 +95,10 @@ class Runtime:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def drive(sock: socket.socket, frames: list[bytes], n: int, window: int, rate: float | None = None) -> None:
+def drive(sock: socket.socket, frames: list[bytes], n: int, window: int, rate: float | None = None) -> list[float]:
     """Sends ``n`` calls keeping up to ``window`` in flight; checks every answer is a ``result``.
+
+    Returns each call's round trip in seconds (send to answer; ``window`` must stay below ``len(frames)``).
 
     With ``rate``, call k is not sent before ``k / rate`` seconds (arrivals spaced as in a pipeline
     that is not saturated: the runtime wakes up for each call); without it, back to back.
@@ -104,13 +106,17 @@ def drive(sock: socket.socket, frames: list[bytes], n: int, window: int, rate: f
     sent = answered = 0
     buffer = bytearray()
     start = time.monotonic()
+    sent_at: dict[str, float] = {}
+    latencies: list[float] = []
     while sent < min(window, n) and rate is None:
+        sent_at[str(sent % len(frames))] = time.perf_counter()
         sock.sendall(frames[sent % len(frames)])
         sent += 1
     while answered < n:
         if rate is not None:
             due = start + sent / rate
             while sent < n and sent - answered < window and time.monotonic() >= due:
+                sent_at[str(sent % len(frames))] = time.perf_counter()
                 sock.sendall(frames[sent % len(frames)])
                 sent += 1
                 due = start + sent / rate
@@ -134,12 +140,15 @@ def drive(sock: socket.socket, frames: list[bytes], n: int, window: int, rate: f
             del buffer[:4 + length]
             if frame.get("type") != "result":
                 raise RuntimeError(f"unexpected answer: {frame}")
+            latencies.append(time.perf_counter() - sent_at.pop(frame["id"]))
             answered += 1
             if sent < n and rate is None:
                 out.append(frames[sent % len(frames)])
+                sent_at[str(sent % len(frames))] = time.perf_counter()
                 sent += 1
         if out:
             sock.sendall(b"".join(out))
+    return latencies
 
 
 def measure(tree: str | None, window: int, n: int, warmup: int, profile: Path | None, label: str,
@@ -159,7 +168,7 @@ def measure(tree: str | None, window: int, n: int, warmup: int, profile: Path | 
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(1.0)
         cpu0, t0 = procstat.cpu_seconds(runtime.proc.pid), time.monotonic()
-        drive(sock, frames, n, window, rate)
+        latencies = sorted(drive(sock, frames, n, window, rate))
         cpu1, t1 = procstat.cpu_seconds(runtime.proc.pid), time.monotonic()
         rss = procstat.rss_mb(runtime.proc.pid)
         sock.close()
@@ -175,7 +184,8 @@ def measure(tree: str | None, window: int, n: int, warmup: int, profile: Path | 
             print(f"{label}: top inclusive time")
             for name, pct in inclusive:
                 print(f"  {pct:5.1f}%  {name}")
-        return {"cpu_us": (cpu1 - cpu0) * 1e6 / n, "calls_per_s": n / (t1 - t0), "rss_mb": rss}
+        return {"cpu_us": (cpu1 - cpu0) * 1e6 / n, "calls_per_s": n / (t1 - t0), "rss_mb": rss,
+                "p50_ms": latencies[len(latencies) // 2] * 1e3, "p99_ms": latencies[int(len(latencies) * 0.99)] * 1e3}
     finally:
         if recorder is not None and recorder.poll() is None:
             recorder.kill()
@@ -213,12 +223,14 @@ def main(argv: list[str] | None = None) -> None:
         for name, tree, window in systems[shift:] + systems[:shift]:
             row = measure(tree, window, args.n, args.warmup, profile, f"{name} r{round_no + 1}", args.rate)
             rows[name].append(row)
-            print(f"  round {round_no + 1} {name:<10} {row['cpu_us']:7.1f} us/call  {row['calls_per_s']:7.0f} calls/s",
-                  flush=True)
-    print("\n| runtime | CPU us per call | calls/s (noisy) | RSS MB |\n|---|---|---|---|")
+            print(f"  round {round_no + 1} {name:<10} {row['cpu_us']:7.1f} us/call  {row['calls_per_s']:7.0f} calls/s  "
+                  f"round trip p50 {row['p50_ms']:.3f} ms p99 {row['p99_ms']:.3f} ms", flush=True)
+    print("\n| runtime | CPU us per call | calls/s (noisy) | round trip p50 / p99 ms (noisy) | RSS MB |\n"
+          "|---|---|---|---|---|")
     for name, _, _ in systems:
         got = rows[name]
         print(f"| {name} | {_med([r['cpu_us'] for r in got], '{:.1f}')} | {_med([r['calls_per_s'] for r in got], '{:.0f}')} "
+              f"| {_med([r['p50_ms'] for r in got], '{:.3f}')} / {_med([r['p99_ms'] for r in got], '{:.3f}')} "
               f"| {_med([r['rss_mb'] for r in got], '{:.1f}')} |")
 
 
