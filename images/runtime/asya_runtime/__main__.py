@@ -8,7 +8,6 @@ follows only when ASYA_LOG_LEVEL=DEBUG.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 import traceback
@@ -50,13 +49,9 @@ def main() -> int:
         return _fail(EXIT_HANDLER_INIT, str(exc), exc.__cause__ or exc, debug)
     sourcecache.pin_loaded_sources()  # tracebacks show the code this process runs, not a later edit
     try:
-        return asyncio.run(_serve(settings, handler))
+        return RuntimeServer(settings, handler).serve()
     except OSError as exc:  # socket path not writable, address in use...
         return _fail(EXIT_CONFIG, f"cannot serve on ASYA_SOCKET_PATH={settings.socket_path!r} ({exc})", exc, debug)
-
-
-async def _serve(settings, handler) -> int:
-    return await RuntimeServer(settings, handler).serve()
 
 
 if __name__ == "__main__":

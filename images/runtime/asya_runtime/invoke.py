@@ -6,24 +6,24 @@ may change. Generators (sync or async) yield outputs one by one plus the ops ``(
 (payload mode; applies to outputs yielded after it), ``("FLY", data)`` (sent at once) and
 ``("PAUSE", spec)`` (the call's output is parked for a person instead of published; see ``finish``).
 
-Sync handlers run in a worker thread so the event loop keeps serving other calls and ``shutdown``.
+Sync handlers run on one of the runtime's handler threads (``asya_runtime.calls``), so the connection's
+reader thread keeps serving other calls, ``ping`` and ``shutdown``; async handlers run on its event loop
+thread. ``send_fly`` is a plain function on both: it writes the ``fly`` frame before it returns.
 """
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
-import contextvars
 import copy
 import inspect
 import traceback
-from typing import Any, Awaitable, Callable
+from typing import Any, Callable, Coroutine
 
 from asya_common.envelope import H_PAUSE, RouteError, apply_set, check_route_rewrite, copy_envelope, validate
 
 from asya_runtime.loader import LoadedHandler
 
-FlySender = Callable[[Any], Awaitable[None]]
+FlySender = Callable[[Any], None]
+LoopRunner = Callable[[Coroutine[Any, Any, None]], None]  # runs a coroutine on the event loop thread, waits
 _OWN_MODULES = ("builtins", "__main__", "asya_common", "asya_runtime")
 
 
@@ -65,15 +65,26 @@ def _user_frames(tb: Any) -> Any:
 
 
 class OutputCollector:
-    """Accumulates the outputs of one call; applies SET ops to a working copy of the input envelope."""
+    """Accumulates the outputs of one call; applies SET ops to a working copy of the input envelope.
+
+    The input envelope is the collector's own (parsed from this call's frame, never used after it):
+    the last output of a handler that returned may share its route and headers.
+    """
 
     def __init__(self, envelope: dict[str, Any], mode: str):
         envelope.get("headers", {}).pop(H_PAUSE, None)  # only this call's PAUSE may park its output
         self.input = envelope
         self.mode = mode
-        self.working = copy_envelope({**envelope, "payload": None})  # SET target; payload set per output
+        self._working: dict[str, Any] | None = None
         self.outputs: list[dict[str, Any]] = []
         self.pause: dict[str, Any] | None = None  # the spec of a ("PAUSE", {...}) yield
+
+    @property
+    def working(self) -> dict[str, Any]:
+        """The SET target: a copy of the input envelope (made when first needed); payload set per output."""
+        if self._working is None:
+            self._working = copy_envelope({**self.input, "payload": None})
+        return self._working
 
     def argument(self) -> Any:
         """What the handler is called with: the payload, or a copy of the envelope."""
@@ -84,8 +95,14 @@ class OutputCollector:
         if result is None:
             return
         items = result if isinstance(result, list) else [result]
+        last = len(items) - 1
         for index, item in enumerate(items):  # the last output takes the working copy itself (no more SETs)
-            self._add(item, copy_item=False, last=index == len(items) - 1)
+            if index == last and self.mode == "payload" and self._working is None:
+                # No SET ran, and the input envelope is not used after the call: the last output may
+                # take its route and headers as they are instead of a copy.
+                self.outputs.append({**self.input, "payload": item})
+            else:
+                self._add(item, copy_item=False, last=index == last)
 
     def on_yield(self, item: Any) -> tuple[str, Any] | None:
         """Records one yielded item; returns ``("FLY", data)`` when it must be streamed now."""
@@ -136,52 +153,48 @@ class OutputCollector:
 
 
 class Invoker:
-    """Calls the loaded handler for one envelope at a time (many at once on one loop)."""
+    """Calls the loaded handler for one envelope (from many threads at once, or on the event loop)."""
 
-    def __init__(self, handler: LoadedHandler, mode: str, executor: concurrent.futures.Executor):
+    def __init__(self, handler: LoadedHandler, mode: str):
         self.handler = handler
         self.mode = mode
-        self.executor = executor
 
-    async def invoke(self, envelope: dict[str, Any], send_fly: FlySender) -> list[dict[str, Any]]:
-        """Runs the handler on ``envelope``.
+    def invoke_sync(self, envelope: dict[str, Any], send_fly: FlySender, run_on_loop: LoopRunner) -> list[dict[str, Any]]:
+        """Runs a sync handler on ``envelope`` in the calling (handler) thread.
 
         Args:
-            envelope: A validated input envelope (never modified).
-            send_fly: Coroutine function that sends one ``fly`` frame and waits until it is written.
+            envelope: A validated input envelope (its ``x-asya-pause`` header is dropped; nothing else changes).
+            send_fly: Sends one ``fly`` frame and returns once it is written.
+            run_on_loop: Runs a coroutine on the event loop and waits for it (for a sync callable that
+                returned a coroutine or an async generator).
 
         Returns:
             The output envelopes (``route.curr`` unchanged; the sidecar advances them).
 
         Raises:
-            Exception: Whatever the handler raised, or RouteError/EnvelopeError for a broken contract.
+            BaseException: Whatever the handler raised, or RouteError/EnvelopeError for a broken contract.
         """
         collector = OutputCollector(envelope, self.mode)
-        if self.handler.is_async:
-            await self._consume(self.handler.function(collector.argument()), collector, send_fly)
-            return collector.finish()
-        loop = asyncio.get_running_loop()
-        context = contextvars.copy_context()
-        pending = await loop.run_in_executor(
-            self.executor, context.run, self._run_sync, collector, send_fly, loop
-        )
-        if pending is not None:  # a sync callable returned a coroutine / async generator
-            await self._consume(pending, collector, send_fly)
-        return collector.finish()
-
-    def _run_sync(self, collector: OutputCollector, send_fly: FlySender, loop: asyncio.AbstractEventLoop) -> Any:
-        """Worker-thread side: calls the handler and drains a sync generator; returns async leftovers."""
         result = self.handler.function(collector.argument())
         if inspect.iscoroutine(result) or inspect.isasyncgen(result):
-            return result
-        if inspect.isgenerator(result):
+            run_on_loop(self._consume(result, collector, send_fly))
+        elif inspect.isgenerator(result):
             for item in result:
                 fly = collector.on_yield(item)
                 if fly is not None:
-                    asyncio.run_coroutine_threadsafe(send_fly(fly[1]), loop).result()
+                    send_fly(fly[1])
         else:
             collector.on_return(result)
-        return None
+        return collector.finish()
+
+    async def invoke_async(self, envelope: dict[str, Any], send_fly: FlySender) -> list[dict[str, Any]]:
+        """Runs an async handler (coroutine or async generator) on ``envelope`` on the event loop thread.
+
+        Same arguments, result and errors as :meth:`invoke_sync`.
+        """
+        collector = OutputCollector(envelope, self.mode)
+        await self._consume(self.handler.function(collector.argument()), collector, send_fly)
+        return collector.finish()
 
     async def _consume(self, result: Any, collector: OutputCollector, send_fly: FlySender) -> None:
         """Loop side: awaits a coroutine or drains an async generator into ``collector``."""
@@ -189,7 +202,7 @@ class Invoker:
             async for item in result:
                 fly = collector.on_yield(item)
                 if fly is not None:
-                    await send_fly(fly[1])
+                    send_fly(fly[1])
             return
         if inspect.isawaitable(result):
             result = await result
@@ -197,6 +210,6 @@ class Invoker:
             for item in result:
                 fly = collector.on_yield(item)
                 if fly is not None:
-                    await send_fly(fly[1])
+                    send_fly(fly[1])
             return
         collector.on_return(result)

@@ -9,12 +9,12 @@ a directory the runtime does not own and that others may write to is reported in
 
 from __future__ import annotations
 
-import asyncio
 import os
+import socket
 import stat
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Iterator
 
 
 @contextmanager
@@ -55,16 +55,25 @@ def prepare_dir(directory: Path) -> str | None:
     return None
 
 
-async def serve_private(path: Path, on_connection: Callable[..., Any], limit: int) -> tuple[asyncio.AbstractServer, str | None]:
-    """Starts a Unix server on ``path`` whose socket file is 0600 from creation.
+def listen_private(path: Path, backlog: int = 100) -> tuple[socket.socket, str | None]:
+    """A listening Unix socket on ``path`` whose file is 0600 from creation (a stale file is replaced).
 
     Returns:
-        The server and a warning about the directory (see :func:`prepare_dir`), or None.
+        The listening socket and a warning about the directory (see :func:`prepare_dir`), or None.
+
+    Raises:
+        OSError: The directory cannot be prepared or the path cannot be bound.
     """
     warning = prepare_dir(path.parent)
     if os.path.lexists(path):
         path.unlink()
-    with _umask(0o177):
-        server = await asyncio.start_unix_server(on_connection, path=str(path), limit=limit)
-    os.chmod(path, 0o600)
-    return server, warning
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        with _umask(0o177):
+            listener.bind(str(path))
+        os.chmod(path, 0o600)
+        listener.listen(backlog)
+    except BaseException:
+        listener.close()
+        raise
+    return listener, warning

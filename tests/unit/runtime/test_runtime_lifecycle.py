@@ -8,6 +8,8 @@ import os
 import signal
 import stat
 
+import pytest
+
 from .client import RuntimeProcess, RuntimeTestClient, envelope
 
 
@@ -115,3 +117,37 @@ async def test_sigterm_with_a_stuck_call_exits_0_after_the_grace_period(tmp_path
         process.stop()
     warning = [json.loads(line) for line in process.stderr.splitlines() if "abandoning" in line]
     assert warning and warning[0]["abandoned"] == 1 and warning[0]["level"] == "warning"
+
+
+@pytest.mark.parametrize("handler", ["rt_payload.prints", "rt_async.aprints"])
+async def test_print_and_log_lines_carry_the_calls_envelope_and_trace_ids(start_runtime, handler):
+    process, client = await start_runtime(handler, ASYA_CONCURRENCY="4")
+    trace_ids = {n: (f"{n:032x}", f"{n + 100:016x}") for n in range(1, 9)}
+    calls = []
+    for n, (trace_id, span_id) in trace_ids.items():
+        source = envelope({"what": f"doc-{n}"})
+        source["id"] = f"env-{n}"
+        source["headers"]["traceparent"] = f"00-{trace_id}-{span_id}-01"
+        calls.append(client.call(source))
+    await asyncio.gather(*calls)  # several at once, on several handler threads
+    process.signal(signal.SIGTERM)
+    assert await process.wait_exit() == 0
+    lines = [json.loads(line) for line in process.stderr.splitlines() if line.strip()]
+    for n, (trace_id, span_id) in trace_ids.items():
+        for text in (f"printed doc-{n}", f"logged doc-{n}"):
+            [line] = [line for line in lines if line["msg"] == text]
+            assert line["envelope_id"] == f"env-{n}"
+            assert (line["trace_id"], line["span_id"]) == (trace_id, span_id)
+    ready = next(line for line in lines if line["msg"] == "runtime ready")
+    assert "envelope_id" not in ready and "trace_id" not in ready
+
+
+async def test_sigterm_with_an_async_handler_finishes_running_calls_and_refuses_waiting_ones(start_runtime):
+    process, client = await start_runtime("rt_async.sleepy", ASYA_CONCURRENCY="2")
+    calls = [asyncio.ensure_future(client.call(envelope({"seconds": 1.0}))) for _ in range(4)]
+    await client.ping()  # the four calls are written before the pong is read: they arrive before SIGTERM
+    process.signal(signal.SIGTERM)
+    answers = [frame for _, frame in await asyncio.gather(*calls)]  # two ran, two waited for a slot
+    assert sorted(frame["type"] for frame in answers) == ["error", "error", "result", "result"]
+    assert all(frame["error"]["type"] == "ShuttingDown" for frame in answers if frame["type"] == "error")
+    assert await process.wait_exit(timeout=30) == 0

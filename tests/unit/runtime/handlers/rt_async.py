@@ -18,3 +18,12 @@ async def sleepy(payload):
 async def afail(payload):
     await asyncio.sleep(0)
     raise KeyError("missing")
+
+
+async def aprints(payload):
+    import logging
+
+    await asyncio.sleep(0)
+    print("printed", payload.get("what"))
+    logging.getLogger("user.code").info("logged %s", payload.get("what"))
+    return payload

@@ -68,3 +68,11 @@ def threaded(payload):
     with _lock:
         _threads["now"] -= 1
         return {"max_seen": _threads["max"], "thread": threading.current_thread().name}
+
+
+def prints(payload):
+    import logging
+
+    print("printed", payload.get("what"))
+    logging.getLogger("user.code").info("logged %s", payload.get("what"))
+    return payload
