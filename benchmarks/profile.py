@@ -47,6 +47,17 @@ def top(collapsed: Path, limit: int = 15) -> tuple[list[tuple[str, float]], list
     return share(own), share(inclusive)
 
 
+def print_top(label: str, collapsed: Path, limit: int = 15) -> None:
+    """Prints the top functions of one process's raw stacks, by self and by inclusive time."""
+    own, inclusive = top(collapsed, limit)
+    print(f"\n{label}: top self time (% of samples)")
+    for name, pct in own:
+        print(f"  {pct:5.1f}%  {name}")
+    print(f"{label}: top inclusive time")
+    for name, pct in inclusive:
+        print(f"  {pct:5.1f}%  {name}")
+
+
 async def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("-n", type=int, default=3000)
@@ -84,13 +95,7 @@ async def main(argv: list[str] | None = None) -> None:
                 await channel.close()
         print(f"{args.n} envelopes at concurrency {args.concurrency} in {elapsed:.1f}s; raw stacks in {out}")
         for role in targets:
-            own, inclusive = top(out / f"{role}.txt")
-            print(f"\n{role}: top self time (% of samples)")
-            for name, pct in own:
-                print(f"  {pct:5.1f}%  {name}")
-            print(f"{role}: top inclusive time")
-            for name, pct in inclusive:
-                print(f"  {pct:5.1f}%  {name}")
+            print_top(role, out / f"{role}.txt")
     finally:
         server.stop()
 

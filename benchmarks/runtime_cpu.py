@@ -175,15 +175,9 @@ def measure(tree: str | None, window: int, n: int, warmup: int, profile: Path | 
         if recorder is not None:
             recorder.send_signal(2)
             recorder.wait(60)
-            from benchmarks.profile import top
+            from benchmarks.profile import print_top
 
-            own, inclusive = top(out, 25)
-            print(f"\n{label}: top self time (% of samples)")
-            for name, pct in own:
-                print(f"  {pct:5.1f}%  {name}")
-            print(f"{label}: top inclusive time")
-            for name, pct in inclusive:
-                print(f"  {pct:5.1f}%  {name}")
+            print_top(label, out, 25)
         return {"cpu_us": (cpu1 - cpu0) * 1e6 / n, "calls_per_s": n / (t1 - t0), "rss_mb": rss,
                 "p50_ms": latencies[len(latencies) // 2] * 1e3, "p99_ms": latencies[int(len(latencies) * 0.99)] * 1e3}
     finally:
