@@ -46,6 +46,9 @@ def _finite_float(text: str) -> float:
     return value
 
 
+# Built once (``json.loads`` with hooks builds a decoder per call).
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
+
 # A faster codec a process may install (the sidecar: orjson, see asya_sidecar.fastjson); None = stdlib only.
 # It must refuse whatever it cannot represent exactly; any exception falls back to the stdlib path,
 # which then decides with the exact same result and error messages.
@@ -75,13 +78,16 @@ def loads(text: str | bytes, max_depth: int = MAX_DEPTH, what: str = "text") -> 
             if needs_check(text, max_depth):
                 check(value, what, max_depth)
             return value
+    scanned: str | bytes = text  # bytes are scanned as bytes: strictly decoded UTF-8 holds no lone surrogate
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise NotStrictJSON(f"{what} is not UTF-8 ({exc.reason} at byte {exc.start})") from None
     try:
-        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+        if text.startswith("\ufeff"):  # what json.loads says (the decoder alone would say "Expecting value")
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+        value = _DECODER.decode(text)
     except _NonFinite as exc:
         raise NotStrictJSON(f"{what} is not strict JSON: it contains {exc}") from None
     except json.JSONDecodeError as exc:
@@ -90,7 +96,7 @@ def loads(text: str | bytes, max_depth: int = MAX_DEPTH, what: str = "text") -> 
         raise NotStrictJSON(f"{what} is nested too deeply (more than {max_depth} levels)") from None
     except ValueError as exc:  # e.g. an integer literal with more digits than Python converts
         raise NotStrictJSON(f"{what} is not valid JSON ({str(exc)[:200]})") from None
-    if needs_check(text, max_depth):
+    if needs_check(scanned, max_depth):
         check(value, what, max_depth)
     return value
 
