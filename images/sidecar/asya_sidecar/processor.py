@@ -324,9 +324,6 @@ class MessageProcessor:
             self._log.warning("nack failed; message returns when its lease expires", error=str(exc))
         self._metrics.outcome(outcome)
 
-    async def _on_fly(self, data: Any) -> None:
-        self._metrics.fly_chunks.inc()
-
     def _fly_sink(self, envelope: dict[str, Any]) -> Any:
         """The fly callback of one call: counts the chunk and queues it for the status store (never waits)."""
         queue_fly = getattr(self._progress, "fly", None)

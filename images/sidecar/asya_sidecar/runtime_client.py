@@ -1,8 +1,9 @@
 """Client side of the sidecar <-> runtime protocol: one persistent, multiplexed Unix-socket connection.
 
 Several calls may be in flight on the connection at once (``ASYA_CONCURRENCY``); ``fly`` frames are
-handed to a per-call callback as they arrive (``asya_sidecar.runtime_wire`` parses the frames). When the connection drops the client reconnects on
-the next call, waiting for the runtime (restarted by kubelet or by ``asya dev``) to come back.
+handed to a per-call callback as they arrive (``asya_sidecar.runtime_wire`` parses the frames). When
+the connection drops the client reconnects on the next call, waiting for the runtime (restarted by
+kubelet or by ``asya dev``) to come back.
 """
 
 from __future__ import annotations
@@ -10,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from typing import Any, Awaitable, Callable
+from typing import Any, Callable
 
 from asya_common import protocol
 from asya_sidecar.runtime_wire import RuntimeWire
 
-FlyCallback = Callable[[Any], Awaitable[None] | None]
+FlyCallback = Callable[[Any], None]  # runs inside the frame parser: must not block or await
 
 
 class RuntimeUnavailable(RuntimeError):
@@ -147,9 +148,7 @@ class RuntimeClient:
         future, on_fly = entry
         if kind == "fly":
             if on_fly is not None:
-                outcome = on_fly(frame.get("data"))
-                if asyncio.iscoroutine(outcome):
-                    asyncio.ensure_future(outcome)
+                on_fly(frame.get("data"))
         elif not future.done():
             future.set_result(frame)
 

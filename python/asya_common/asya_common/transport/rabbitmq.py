@@ -308,15 +308,16 @@ class RabbitMQTransport(Transport):
 
     async def set_prefetch(self, queue: str, count: int) -> None:
         """Sets the consumer's ``basic.qos`` prefetch (up or down); the next ``receive`` opens the consumer."""
+        count = max(1, count)
         consumer = self._consumers.get(queue)
-        if consumer is None or consumer.channel.is_closed or consumer.prefetch == max(1, count):
+        if consumer is None or consumer.channel.is_closed or consumer.prefetch == count:
             return
         try:
-            await consumer.channel.set_qos(prefetch_count=max(1, count))
+            await consumer.channel.set_qos(prefetch_count=count)
         except _CONNECTION_ERRORS as exc:
             self._broken()
             raise TransportError(f"prefetch of {queue!r} could not be set: {exc}") from exc
-        consumer.prefetch = max(1, count)
+        consumer.prefetch = count
 
     async def receive(
         self, queue: str, *, max_messages: int = 1, wait_seconds: float = 1.0, lease_seconds: float = 30.0
