@@ -30,7 +30,7 @@ def test_running_spawned_and_fly_are_written_in_order_in_batches(store_url):
 
     async def main():
         events = await started(store_url, registry, batch_size=50)
-        await events.running(root["id"], "llm")
+        events.running(root["id"], "llm")
         for i in range(300):
             events.fly(root["id"], "llm", {"i": i})
         await events.spawned(root["id"], [f"{root['id']}-1"], "llm")

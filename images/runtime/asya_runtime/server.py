@@ -178,7 +178,8 @@ class RuntimeServer:
             else:
                 self.calls.submit(conn, request_id, message.get("envelope"))
         elif op == "ping":
-            send_quietly(conn, {"id": request_id, "type": "pong", "handler": self.handler.name, "pid": os.getpid()})
+            send_quietly(conn, {"id": request_id, "type": "pong", "handler": self.handler.name, "pid": os.getpid(),
+                               "concurrency": self.calls.concurrency})
         elif op == "shutdown":
             log.warning("shutdown requested by the sidecar: exiting for a restart",
                         extra={"exit_code": protocol.RESTART_EXIT_CODE, "in_flight": self.calls.in_flight})

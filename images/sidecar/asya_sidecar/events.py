@@ -70,7 +70,7 @@ class StoreEvents:
         except asyncio.QueueFull:
             self.dropped.labels(self.actor, event.kind).inc()
 
-    async def running(self, envelope_id: str, actor: str, data: dict[str, Any] | None = None) -> None:
+    def running(self, envelope_id: str, actor: str, data: dict[str, Any] | None = None) -> None:
         """Queues ``running`` with the hop's ``data`` (attempt, queue wait, trace ids; the crew's own hops are
         not progress: skipped)."""
         if not self._terminal:

@@ -21,16 +21,17 @@ from asya_sidecar import pause
 from asya_sidecar.backoff import retry_delay
 from asya_sidecar.metrics import SidecarMetrics
 from asya_sidecar.nonretryable import is_non_retryable
-from asya_sidecar.prefetch import HeldLimit
-from asya_sidecar.runtime_client import RuntimeClient, RuntimeCrashed, RuntimeRestarted, RuntimeUnavailable
+from asya_sidecar.handler_calls import HandlerCalls
+from asya_sidecar.lease_keeper import LeaseKeeper
+from asya_sidecar.runtime_client import RuntimeClient, RuntimeUnavailable
 from asya_sidecar.settings import RetryPolicy, SidecarSettings
-from asya_sidecar.tracing import NoTracer, hop_data
+from asya_sidecar.tracing import NoTracer
 
 
 class ProgressReporter(Protocol):
     """Where progress goes (the status store in ``asya dev``; the gateway later)."""
 
-    async def running(self, envelope_id: str, actor: str, data: dict[str, Any] | None = None) -> None: ...
+    def running(self, envelope_id: str, actor: str, data: dict[str, Any] | None = None) -> None: ...  # never waits
 
     async def spawned(self, parent_id: str, child_ids: list[str], actor: str) -> None: ...
 
@@ -62,22 +63,19 @@ class MessageProcessor:
                  metrics: SidecarMetrics, log: Any, queue_prefix: str, progress: ProgressReporter | None = None,
                  tracer: NoTracer | None = None):
         self._settings, self._policy, self._transport = settings, policy, transport
-        self._runtime, self._metrics, self._log = runtime, metrics, log
+        self._metrics, self._log = metrics, log
         self._prefix, self._progress = queue_prefix, progress
         self._tracer = tracer or NoTracer()
         self._terminal = settings.actor in env.TERMINAL_ACTORS
-        self._leased: dict[int, tuple[ReceivedMessage, float]] = {}
-        # Handler calls at once (ASYA_CONCURRENCY); messages beyond it wait here, in arrival order, before
-        # actorTimeout starts. The runtime never queues a call.
-        self._handler_slots = asyncio.Semaphore(settings.concurrency)
-        self.held = HeldLimit(settings.concurrency, settings.prefetch)  # fed with every call's duration
-        self._keeper: asyncio.Task | None = None
+        self._leases = LeaseKeeper(transport, settings.lease_seconds, log)
+        self._calls = HandlerCalls(settings, runtime, metrics, log, progress, self._tracer)
+        self.held = self._calls.held  # how many messages to hold (the receive loop reads it)
 
     async def process(self, message: ReceivedMessage) -> None:
         """Handles one leased message; never raises for message-level problems."""
         self._metrics.received.inc()
         self._metrics.in_flight.inc()
-        self._keep_leased(message)
+        self._leases.hold(message)
         try:
             await self._process(message)
         except asyncio.CancelledError:
@@ -93,7 +91,7 @@ class MessageProcessor:
         except Exception as exc:  # noqa: BLE001 - never a crashed task and a redelivery loop
             await self._unhandled(message, exc)
         finally:
-            self._leased.pop(id(message), None)
+            self._leases.release(message)
             self._metrics.in_flight.dec()
 
     async def _process(self, message: ReceivedMessage) -> None:
@@ -132,18 +130,10 @@ class MessageProcessor:
             return
         await self._call_and_route(message, envelope, log)
 
-    async def _connect_runtime(self) -> None:
-        """Waits for the runtime outside ``actorTimeout``; a runtime that never comes returns the message, uncharged."""
-        try:
-            await self._runtime.connect()
-        except (RuntimeRestarted, RuntimeCrashed) as exc:  # it went away again while we connected
-            raise RuntimeUnavailable(f"runtime went away while connecting: {exc}") from exc
-
     async def _call_and_route(self, message: ReceivedMessage, envelope: dict[str, Any], log: Any) -> None:
         attempt = routing.attempt_of(envelope)
-        async with self._handler_slots:  # released before publishing: the next call overlaps this publish
-            frame = await self._call_runtime(message, envelope, attempt, log)
-        if frame is None:  # a sibling call timed out; this one did nothing wrong
+        frame = await self._calls.call(message, envelope, attempt, log)  # the next call overlaps this publish
+        if frame is None:  # not the handler's failure (the runtime was restarted for another call)
             await self._return(message, "returned")
             return
         if frame.get("type") == "result":
@@ -174,40 +164,6 @@ class MessageProcessor:
             await self._return(message, "returned", delay=1.0)
             return
         await self._failed(message, envelope, error, attempt, log)
-
-    async def _call_runtime(self, message: ReceivedMessage, envelope: dict[str, Any], attempt: int,
-                            log: Any) -> dict[str, Any] | None:
-        """One handler call within ``actorTimeout``: the result or error frame, or None when the runtime was
-        restarted for another call (this one is returned to the queue, uncharged)."""
-        if self._progress is not None:
-            await self._progress.running(envelope["id"], self._settings.actor, hop_data(envelope))
-        await self._connect_runtime()  # waiting for a (re)starting runtime is not the handler's time
-        generation = self._runtime.generation
-        started = time.perf_counter()
-        try:
-            async with asyncio.timeout(self._settings.actor_timeout):
-                if self._tracer.enabled:  # the hop span set headers.traceparent: the envelope is serialised again
-                    return await self._tracer.call(self._runtime.call, envelope, self._fly_sink(envelope))
-                # unchanged since it was parsed: the received bytes go into the call frame as they are
-                return await self._runtime.call(envelope, self._fly_sink(envelope), message.body)
-        except TimeoutError:
-            self._metrics.restart("timeout")
-            self._tracer.event("actorTimeout", timeout=float(self._settings.actor_timeout), attempt=attempt)
-            log.error("handler exceeded actorTimeout; restarting runtime", timeout=self._settings.actor_timeout,
-                      attempt=attempt)
-            await self._runtime.restart(generation)
-            return {"type": "error", "error": {
-                "type": "ActorTimeout",
-                "message": f"handler did not finish within actorTimeout={self._settings.actor_timeout:g}s",
-                "traceback": ""}}
-        except RuntimeRestarted:
-            return None
-        except RuntimeCrashed as exc:
-            return {"type": "error", "error": {"type": "RuntimeCrashed", "message": str(exc), "traceback": ""}}
-        finally:
-            elapsed = time.perf_counter() - started
-            self._metrics.handler_seconds.observe(elapsed)
-            self.held.observe(elapsed)
 
     async def _failed(self, message: ReceivedMessage, envelope: dict[str, Any], error: dict[str, Any],
                       attempt: int, log: Any) -> None:
@@ -324,16 +280,6 @@ class MessageProcessor:
             self._log.warning("nack failed; message returns when its lease expires", error=str(exc))
         self._metrics.outcome(outcome)
 
-    def _fly_sink(self, envelope: dict[str, Any]) -> Any:
-        """The fly callback of one call: counts the chunk and queues it for the status store (never waits)."""
-        queue_fly = getattr(self._progress, "fly", None)
-
-        def on_fly(data: Any) -> None:
-            self._metrics.fly_chunks.inc()
-            if queue_fly is not None:
-                queue_fly(envelope["id"], self._settings.actor, data)
-        return on_fly
-
     async def _flush_events(self) -> None:
         """Lets queued chunks reach the store before the outputs (bounded by ASYA_EVENTS_FLUSH_TIMEOUT)."""
         flush = getattr(self._progress, "flush", None)
@@ -358,28 +304,6 @@ class MessageProcessor:
         log.info("envelope paused; waiting for resume", next_actor=output["route"]["curr"], redelivery=not new)
         await self._ack(message)
         self._metrics.outcome("paused")
-
-    def _keep_leased(self, message: ReceivedMessage) -> None:
-        """Registers the message with the lease keeper (``process`` removes it when it is done)."""
-        self._leased[id(message)] = (message, time.monotonic())
-        if self._keeper is None or self._keeper.done():
-            self._keeper = asyncio.create_task(self._keep_leases(), name="lease-keeper")
-
-    async def _keep_leases(self) -> None:
-        """One task for all in-flight messages: extends each lease every third of the lease period."""
-        lease = self._settings.lease_seconds
-        while self._leased:
-            await asyncio.sleep(lease / 6)
-            now = time.monotonic()
-            for key, (message, extended_at) in list(self._leased.items()):
-                if now - extended_at < lease / 3 or key not in self._leased:
-                    continue
-                try:
-                    await self._transport.extend_lease(message, lease)
-                    if key in self._leased:
-                        self._leased[key] = (message, time.monotonic())
-                except TransportError as exc:
-                    self._log.warning("lease extension failed", error=str(exc), message_id=message.message_id)
 
 
 def _error_of(exc: BaseException) -> dict[str, Any]:

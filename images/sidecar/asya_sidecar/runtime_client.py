@@ -52,6 +52,7 @@ class RuntimeClient:
         self._restarting_generation = -1
         self._stopping_generation = -1  # the runtime of that connection announced SIGTERM
         self.handler: str | None = None
+        self.runtime_concurrency: int | None = None  # calls the runtime runs at once (from its pong)
         self.restarts = 0
 
     @property
@@ -93,18 +94,18 @@ class RuntimeClient:
                 )
             self._wire, self._generation = wire, generation
         ping_id = str(next(self._ids))
-        pong = await self._request(protocol.encode_frame({"id": ping_id, "op": "ping"}), ping_id, None)
+        pong = await self._send(protocol.encode_frame({"id": ping_id, "op": "ping"}), ping_id, None)
         self.handler = pong.get("handler")
+        self.runtime_concurrency = pong.get("concurrency")  # None: a runtime that does not say
 
     async def call(self, envelope: dict[str, Any], on_fly: FlyCallback | None = None,
                    body: bytes | None = None) -> dict[str, Any]:
-        """Sends one envelope and waits for its ``result`` or ``error`` frame.
+        """Connects if needed, sends one envelope and waits for its ``result`` or ``error`` frame.
 
         Args:
             envelope: The parsed envelope.
             on_fly: Called with each ``fly`` chunk's data (must not block).
-            body: The envelope's JSON exactly as received, when ``envelope`` has not been changed since it
-                was parsed: it goes into the call frame as is, instead of being serialised again.
+            body: The envelope's JSON exactly as received (see :meth:`start_call`).
 
         Returns:
             The final frame (``type`` is ``result`` or ``error``).
@@ -115,27 +116,47 @@ class RuntimeClient:
             RuntimeUnavailable: No runtime to connect to.
         """
         await self.connect()
+        return await self.start_call(envelope, on_fly, body)
+
+    def start_call(self, envelope: dict[str, Any], on_fly: FlyCallback | None = None,
+                   body: bytes | None = None) -> asyncio.Future:
+        """Sends one envelope on the open connection without waiting (call :meth:`connect` first).
+
+        The runtime runs calls in the order they arrive, at most ``concurrency`` at once; later ones wait
+        in the runtime for a free handler.
+
+        Args:
+            envelope: The parsed envelope.
+            on_fly: Called with each ``fly`` chunk's data (must not block).
+            body: The envelope's JSON exactly as received, when ``envelope`` has not been changed since it
+                was parsed: it goes into the call frame as is, instead of being serialised again.
+
+        Returns:
+            A future of the final frame (``type`` is ``result`` or ``error``); it fails with
+            :class:`RuntimeCrashed` or :class:`RuntimeRestarted` when the connection ends first.
+
+        Raises:
+            RuntimeRestarted: Not connected: the call was not sent.
+        """
         request_id = str(next(self._ids))
         if body is None:
             frame = protocol.encode_frame({"id": request_id, "op": "call", "envelope": envelope})
         else:
             frame = protocol.call_frame(request_id, body)
-        return await self._request(frame, request_id, on_fly)
+        return self._send(frame, request_id, on_fly)
 
-    async def _request(self, frame: bytes, request_id: str, on_fly: FlyCallback | None) -> dict[str, Any]:
+    def _send(self, frame: bytes, request_id: str, on_fly: FlyCallback | None) -> asyncio.Future:
+        wire = self._wire
+        if wire is None:
+            raise RuntimeRestarted("runtime connection is closed; the call was not sent")
+        try:
+            wire.send(frame)
+        except (OSError, RuntimeError) as exc:  # the runtime never received it: no attempt counted
+            raise RuntimeRestarted(f"cannot write to runtime: {exc}") from exc
         future: asyncio.Future = asyncio.get_running_loop().create_future()
         self._pending[request_id] = (future, on_fly)
-        try:
-            wire = self._wire
-            if wire is None:
-                raise RuntimeRestarted("runtime connection is closed; the call was not sent")
-            try:
-                await wire.write(frame)
-            except (OSError, RuntimeError) as exc:  # the runtime never received it: no attempt counted
-                raise RuntimeRestarted(f"cannot write to runtime: {exc}") from exc
-            return await future
-        finally:
-            self._pending.pop(request_id, None)
+        future.add_done_callback(lambda _: self._pending.pop(request_id, None))  # answered, failed or abandoned
+        return future
 
     def _on_frame(self, frame: dict[str, Any]) -> None:
         kind = frame.get("type")

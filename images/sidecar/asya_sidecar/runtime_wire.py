@@ -78,10 +78,10 @@ class RuntimeWire(asyncio.Protocol):
 
     # -- writing --------------------------------------------------------------------------------
 
-    async def write(self, frame: bytes) -> None:
-        """Queues one whole frame (frames never interleave) and waits while the socket's buffer is over its
-        high-water mark. Frames queued in the same turn of the event loop leave in one ``send``: a burst
-        of deliveries becomes one system call and one wake-up of the runtime instead of one per message.
+    def send(self, frame: bytes) -> None:
+        """Queues one whole frame without waiting (frames never interleave). Frames queued in the same turn
+        of the event loop leave in one ``send``: a burst of calls becomes one system call and one wake-up of
+        the runtime instead of one per message.
 
         Raises:
             ConnectionError: The connection is closed.
@@ -92,6 +92,22 @@ class RuntimeWire(asyncio.Protocol):
         if not self._outgoing:
             asyncio.get_running_loop().call_soon(self._flush)
         self._outgoing.append(frame)
+
+    async def write(self, frame: bytes) -> None:
+        """:meth:`send`, then waits while the socket's buffer is over its high-water mark.
+
+        Raises:
+            ConnectionError: The connection is closed.
+        """
+        self.send(frame)
+        await self.drained()
+
+    async def drained(self) -> None:
+        """Returns at once unless the socket's buffer is over its high-water mark; then waits for it to drain.
+
+        Raises:
+            ConnectionError: The connection closed while waiting.
+        """
         if self._writable is not None and not self._writable.done():
             await asyncio.shield(self._writable)
 

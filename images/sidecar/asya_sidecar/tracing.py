@@ -54,8 +54,11 @@ class NoTracer:
     def envelope(self, envelope: dict[str, Any]) -> None:
         pass
 
-    async def call(self, call: Callable[..., Awaitable[dict]], envelope: dict[str, Any], on_fly: Any) -> dict:
-        return await call(envelope, on_fly)
+    def counting_fly(self, on_fly: Callable[[Any], None]) -> Callable[[Any], None]:
+        return on_fly
+
+    async def call(self, answer: Awaitable[dict]) -> dict:
+        return await answer
 
     async def publish(self, queue: str, count: int, send: Awaitable[None]) -> None:
         await send
@@ -176,23 +179,29 @@ class HopTracer(NoTracer):
         headers.update(carrier)
 
     # -- phases --------------------------------------------------------------------------
-    async def call(self, call: Callable[..., Awaitable[dict]], envelope: dict[str, Any], on_fly: Any) -> dict:
-        """The runtime call, as a ``runtime call`` event on the hop (duration, outputs or error type).
+    def counting_fly(self, on_fly: Callable[[Any], None]) -> Callable[[Any], None]:
+        """``on_fly`` that also counts the hop's FLY chunks (call it in the message's task, before the call is sent)."""
+        hop = _current.get()
+        if hop is None or hop.span is None:
+            return on_fly
+
+        def counting(data: Any) -> None:
+            hop.fly_chunks += 1
+            on_fly(data)
+        return counting
+
+    async def call(self, answer: Awaitable[dict]) -> dict:
+        """Waits for the runtime's answer, recorded as a ``runtime call`` event on the hop (duration, outputs or
+        error type).
 
         Phases are events, not child spans: one span per hop keeps tracing cheap (docs/operations.md).
-        FLY chunks are counted on the hop.
         """
         hop = _current.get()
         if hop is None or hop.span is None:
-            return await call(envelope, on_fly)
-
-        def counting(data: Any) -> Any:
-            hop.fly_chunks += 1
-            return on_fly(data) if on_fly is not None else None
-
+            return await answer
         started = time.perf_counter()
         try:
-            frame = await call(envelope, counting)
+            frame = await answer
         except BaseException as exc:
             hop.span.add_event("runtime call", {"duration_ms": (time.perf_counter() - started) * 1000,
                                                 "error.type": type(exc).__name__})

@@ -68,7 +68,7 @@ def crew_specs(state_dir: Path, status_db: str | None = None) -> list[ActorSpec]
             name=name, source=Path(__file__),
             runtime_env={"ASYA_ACTOR_NAME": name, "ASYA_HANDLER": handler, "ASYA_HANDLER_MODE": "envelope",
                          "ASYA_STATUS_DB": status_db or str(state_dir / "status.sqlite3")},
-            sidecar_env={"ASYA_ACTOR_NAME": name, "ASYA_CONCURRENCY": "4"}))
+            sidecar_env={"ASYA_ACTOR_NAME": name}))  # concurrency 1; held messages wait in the runtime
     return specs
 
 

@@ -83,6 +83,23 @@ async def async_sleepy(payload):
     return {"max_concurrent_seen": seen}
 
 
+_started: list = []
+
+
+def sync_sleepy(payload):
+    """A sync handler that reports how many of its calls overlapped and in which order calls started."""
+    global _active, _max_active
+    with _lock:
+        _active += 1
+        _max_active = max(_max_active, _active)
+        _started.append(payload.get("i"))
+    time.sleep(payload.get("sleep", 0))
+    with _lock:
+        seen, started = _max_active, list(_started)
+        _active -= 1
+    return {"max_concurrent_seen": seen, "started": started, "pid": os.getpid()}
+
+
 class Greeter:
     def __init__(self, greeting="hello", punctuation="!"):
         self.greeting = greeting
