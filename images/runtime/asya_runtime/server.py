@@ -44,6 +44,7 @@ class RuntimeServer:
         self.settings = settings
         self.handler = handler
         self.calls = CallRunner(handler, settings.handler_mode, settings.concurrency)
+        self.instance = os.urandom(8).hex()  # tells this process from its successor (pids repeat in containers)
         self.stopping = False
         self.connections: dict[Connection, tuple[threading.Thread, protocol.FrameReader]] = {}
         self._signalled = False
@@ -179,7 +180,7 @@ class RuntimeServer:
                 self.calls.submit(conn, request_id, message.get("envelope"))
         elif op == "ping":
             send_quietly(conn, {"id": request_id, "type": "pong", "handler": self.handler.name, "pid": os.getpid(),
-                               "concurrency": self.calls.concurrency})
+                               "instance": self.instance, "concurrency": self.calls.concurrency})
         elif op == "shutdown":
             log.warning("shutdown requested by the sidecar: exiting for a restart",
                         extra={"exit_code": protocol.RESTART_EXIT_CODE, "in_flight": self.calls.in_flight})

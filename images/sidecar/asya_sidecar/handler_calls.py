@@ -12,8 +12,9 @@ a call's ``actorTimeout`` and its ``running`` event start when a handler is free
 it waits behind others (a FLY chunk that arrives first also counts as the start). A call that was
 still waiting when the runtime was restarted (another call's timeout) or crashed never started: it is
 sent again to the new runtime instead of being returned to the queue or charged an attempt (the
-third time, it is treated as if it had run, so a message that crashes the runtime is still charged). When the runtime does not say its
-concurrency, or says another one, a call is sent only once a slot is free, as before.
+third time, it is treated as if it had run, so a message that crashes the runtime is still charged).
+When the runtime does not say its concurrency, or says another one, a call is sent only once a slot
+is free, as before.
 """
 
 from __future__ import annotations
@@ -89,7 +90,6 @@ class HandlerCalls:
         on_fly = self._tracer.counting_fly(events.fly)
         for sends_left in reversed(range(_SENDS)):
             await self._connect()
-            generation = self._runtime.generation
             queued = self._runtime.runtime_concurrency == self._settings.concurrency
             holding = False
             answer: asyncio.Future | None = None
@@ -97,6 +97,8 @@ class HandlerCalls:
                 if not queued:  # the runtime may not queue: send only into a free slot
                     await self._slots.acquire()
                     holding = True
+                    await self._connect()  # the runtime may have been restarted while this call waited
+                generation = self._runtime.generation
                 try:
                     # unchanged since it was parsed unless the hop span set headers.traceparent: then serialised again
                     body = None if self._tracer.enabled else message.body

@@ -49,10 +49,13 @@ class RuntimeClient:
         self._wire: RuntimeWire | None = None
         self._connect_lock = asyncio.Lock()
         self._generation = 0
+        self._generations = itertools.count(1)
         self._restarting_generation = -1
         self._stopping_generation = -1  # the runtime of that connection announced SIGTERM
         self.handler: str | None = None
         self.runtime_concurrency: int | None = None  # calls the runtime runs at once (from its pong)
+        self._instance: str | None = None  # the connected runtime process (from its pong)
+        self._retired: str | None = None  # the instance last asked to exit (restart): never connected to again
         self.restarts = 0
 
     @property
@@ -66,7 +69,15 @@ class RuntimeClient:
         return self._generation
 
     async def connect(self) -> None:
-        """Connects (waiting for the socket) unless already connected, then pings the runtime."""
+        """Connects (waiting for the socket) unless already connected; done when the runtime answers a ping.
+
+        A runtime this client asked to exit (see :meth:`restart`) may still accept a connection, or answer
+        a ping, for a moment before it is gone: such a connection is closed and the client waits for the
+        new process.
+
+        Raises:
+            RuntimeUnavailable: No runtime answered within the connect timeout.
+        """
         if self.connected and self._stopping_generation != self._generation:
             return  # the common case: no lock, no await
         async with self._connect_lock:
@@ -75,28 +86,43 @@ class RuntimeClient:
                 await asyncio.wait({self._wire.lost}, timeout=self._connect_timeout)
             if self.connected:
                 return
-            loop = asyncio.get_running_loop()
             deadline = time.monotonic() + self._connect_timeout
-            last_error: Exception | None = None
-            generation = self._generation + 1
+            last_error: Exception | str | None = None
             while time.monotonic() < deadline:
                 try:
-                    _, wire = await loop.create_unix_connection(
-                        lambda: RuntimeWire(self._on_frame, lambda reason: self._drop(generation, reason)),
-                        self._socket_path)
-                    break
-                except OSError as exc:
+                    wire, generation, pong = await self._open_and_ping(deadline)
+                except (OSError, TimeoutError) as exc:
                     last_error = exc
-                    await asyncio.sleep(0.05)
-            else:
-                raise RuntimeUnavailable(
-                    f"runtime socket {self._socket_path} not reachable after {self._connect_timeout:.0f}s: {last_error}"
-                )
-            self._wire, self._generation = wire, generation
+                else:
+                    if wire.closing:
+                        last_error = wire.lost.result() if wire.lost.done() else "connection closed"
+                    elif pong.get("instance") is None or pong.get("instance") != self._retired:
+                        self._wire, self._generation = wire, generation  # calls may use it from here on
+                        self._instance = pong.get("instance")
+                        self.handler = pong.get("handler")
+                        self.runtime_concurrency = pong.get("concurrency")  # None: a runtime that does not say
+                        return
+                    else:
+                        last_error = "only the runtime that is being restarted answered"
+                        wire.close()
+                await asyncio.sleep(0.05)
+            raise RuntimeUnavailable(
+                f"runtime socket {self._socket_path} not reachable after {self._connect_timeout:.0f}s: {last_error}")
+
+    async def _open_and_ping(self, deadline: float) -> tuple[RuntimeWire, int, dict[str, Any]]:
+        """A new connection and the runtime's pong; the connection is not used for calls until it is kept."""
+        generation = next(self._generations)  # unique per connection: a late loss of another one never matches
+        _, wire = await asyncio.get_running_loop().create_unix_connection(
+            lambda: RuntimeWire(self._on_frame, lambda reason: self._drop(generation, reason)), self._socket_path)
         ping_id = str(next(self._ids))
-        pong = await self._send(protocol.encode_frame({"id": ping_id, "op": "ping"}), ping_id, None)
-        self.handler = pong.get("handler")
-        self.runtime_concurrency = pong.get("concurrency")  # None: a runtime that does not say
+        pong = self._send(protocol.encode_frame({"id": ping_id, "op": "ping"}), ping_id, None, wire)
+        await asyncio.wait({pong, wire.lost}, timeout=max(0.1, deadline - time.monotonic()),
+                           return_when=asyncio.FIRST_COMPLETED)
+        if not pong.done():
+            pong.cancel()
+            wire.close()
+            raise ConnectionResetError(wire.lost.result() if wire.lost.done() else "the runtime did not answer a ping")
+        return wire, generation, pong.result()
 
     async def call(self, envelope: dict[str, Any], on_fly: FlyCallback | None = None,
                    body: bytes | None = None) -> dict[str, Any]:
@@ -145,8 +171,9 @@ class RuntimeClient:
             frame = protocol.call_frame(request_id, body)
         return self._send(frame, request_id, on_fly)
 
-    def _send(self, frame: bytes, request_id: str, on_fly: FlyCallback | None) -> asyncio.Future:
-        wire = self._wire
+    def _send(self, frame: bytes, request_id: str, on_fly: FlyCallback | None,
+              wire: RuntimeWire | None = None) -> asyncio.Future:
+        wire = wire or self._wire
         if wire is None:
             raise RuntimeRestarted("runtime connection is closed; the call was not sent")
         try:
@@ -193,16 +220,20 @@ class RuntimeClient:
         """
         if generation != self._generation or not self.connected:
             return False
-        self._restarting_generation = generation
-        self.restarts += 1
-        wire = self._wire
-        try:
-            await wire.write(protocol.encode_frame({"id": "restart", "op": "shutdown"}))
-        except (OSError, RuntimeError):
-            pass
-        self._drop(generation, "runtime restarted by the sidecar")
-        # Wait for the connection to be closed, so the next connect reaches the new process.
-        await asyncio.wait({wire.lost}, timeout=10)
+        async with self._connect_lock:  # no other call connects to the runtime that is going away
+            if generation != self._generation or not self.connected:
+                return False
+            self._restarting_generation = generation
+            self._retired = self._instance
+            self.restarts += 1
+            wire = self._wire
+            try:
+                wire.send(protocol.encode_frame({"id": "restart", "op": "shutdown"}))
+            except (OSError, RuntimeError):
+                pass
+            self._drop(generation, "runtime restarted by the sidecar")
+            # Wait for the connection to be closed, so the next connect reaches the new process.
+            await asyncio.wait({wire.lost}, timeout=10)
         return True
 
     async def close(self) -> None:

@@ -36,8 +36,7 @@ class RuntimeWire(asyncio.Protocol):
         self._buffer = bytearray()
         self._stall_timer: asyncio.TimerHandle | None = None
         self._transport: asyncio.Transport | None = None
-        self._writable: asyncio.Future | None = None
-        self._outgoing: list[bytes] = []  # frames queued in this turn of the loop (see write)
+        self._outgoing: list[bytes] = []  # frames queued in this turn of the loop (see send)
         self._lost_reason: str | None = None
         self.lost: asyncio.Future = asyncio.get_running_loop().create_future()  # done when the connection ends
 
@@ -57,8 +56,6 @@ class RuntimeWire(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_stall_timer()
-        if self._writable is not None and not self._writable.done():
-            self._writable.set_exception(ConnectionResetError("runtime connection closed"))
         reason = self._lost_reason or (f"runtime connection failed: {exc}" if exc
                                        else "runtime closed the connection")
         if self._buffer and self._lost_reason is None:
@@ -68,20 +65,13 @@ class RuntimeWire(asyncio.Protocol):
             self.lost.set_result(reason)
         self._on_lost(reason)
 
-    def pause_writing(self) -> None:
-        if self._writable is None or self._writable.done():
-            self._writable = asyncio.get_running_loop().create_future()
-
-    def resume_writing(self) -> None:
-        if self._writable is not None and not self._writable.done():
-            self._writable.set_result(None)
-
     # -- writing --------------------------------------------------------------------------------
 
     def send(self, frame: bytes) -> None:
         """Queues one whole frame without waiting (frames never interleave). Frames queued in the same turn
         of the event loop leave in one ``send``: a burst of calls becomes one system call and one wake-up of
-        the runtime instead of one per message.
+        the runtime instead of one per message. There is no waiting for the socket buffer: at most the
+        messages the sidecar holds (``ASYA_PREFETCH``) are ever in it.
 
         Raises:
             ConnectionError: The connection is closed.
@@ -92,24 +82,6 @@ class RuntimeWire(asyncio.Protocol):
         if not self._outgoing:
             asyncio.get_running_loop().call_soon(self._flush)
         self._outgoing.append(frame)
-
-    async def write(self, frame: bytes) -> None:
-        """:meth:`send`, then waits while the socket's buffer is over its high-water mark.
-
-        Raises:
-            ConnectionError: The connection is closed.
-        """
-        self.send(frame)
-        await self.drained()
-
-    async def drained(self) -> None:
-        """Returns at once unless the socket's buffer is over its high-water mark; then waits for it to drain.
-
-        Raises:
-            ConnectionError: The connection closed while waiting.
-        """
-        if self._writable is not None and not self._writable.done():
-            await asyncio.shield(self._writable)
 
     def _flush(self) -> None:
         frames, self._outgoing = self._outgoing, []
