@@ -64,3 +64,25 @@ async def test_rabbitmq_broker_restart_loses_nothing(rabbitmq_server, rabbitmq_s
         assert sorted(m.body for m in received) == sorted(bodies + [b"after restart"])
         await transport.delete_queue(queue)
         await transport.delete_queue(f"{queue}-dlq")
+
+
+async def test_rabbitmq_sends_waiting_for_confirms_survive_a_dropped_connection(rabbitmq_settings):
+    """The transport drops its whole connection after an error on any channel; sends then waiting for their
+    confirm must be retried on the new connection (at-least-once), never end as a CancelledError."""
+    queue = unique_name()
+    async with create_transport(rabbitmq_settings) as transport:
+        await transport.ensure_queue(QueueSpec(name=queue, dlq_name=f"{queue}-dlq", max_receive_count=3))
+        bodies = [f"m{i}".encode() * 4096 for i in range(50)]
+        sends = [asyncio.ensure_future(transport.send(queue, body)) for body in bodies]
+        while not transport._publish_channel.confirmations:  # some publishes are on the wire, unconfirmed
+            await asyncio.sleep(0)
+        transport._broken()  # what an error on another channel (a consumer's, a declare's) does
+        done, stuck = await asyncio.wait(sends, timeout=60)
+        for task in stuck:
+            task.cancel()
+        assert not stuck, f"{len(stuck)} sends still waiting a minute after the connection was dropped"
+        assert [task.exception() for task in done if task.exception()] == []
+        received = await drain(transport, queue, len(bodies), within=30)
+        assert set(bodies) <= {m.body for m in received}  # a retried send may arrive twice, never lost
+        await transport.delete_queue(queue)
+        await transport.delete_queue(f"{queue}-dlq")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-pytest.importorskip("aio_pika")
+pytest.importorskip("aiormq")
 
 from asya_common.transport import _rabbitmq_admin as admin  # noqa: E402
 

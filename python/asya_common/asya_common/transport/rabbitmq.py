@@ -19,8 +19,8 @@ How the interface maps onto RabbitMQ (details and operator notes in ``docs/trans
 Everything runs on aiormq, the AMQP protocol layer under aio-pika: the connection, the channels, the
 queue administration and the per-message path. aio-pika's wrapper objects cost about a third of a relay
 stage's CPU and 1.5 MB of the sidecar's memory, and add nothing the transport uses (docs/performance.md).
-aiormq does not refuse a closed channel the way aio-pika did (an ack written to one would wait forever),
-so the transport checks ``is_closed`` before each write.
+aiormq does not refuse a closed channel the way aio-pika did (an ack or publish queued for one would
+wait forever), so every write waits through ``_rabbitmq_guard.guarded``, which raises instead.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ import aiormq.exceptions
 from pamqp.commands import Basic
 
 from asya_common.transport import _rabbitmq_admin as admin
+from asya_common.transport._rabbitmq_guard import guarded
 from asya_common.transport._rabbitmq_leases import Lease, LeaseBook
 from asya_common.transport.base import (
     EnsureResult,
@@ -63,6 +64,9 @@ _CONNECTION_ERRORS = (
     aiormq.exceptions.ChannelClosed,
     asyncio.TimeoutError,
 )
+# What a closed connection raises in the calls still waiting on it (a confirm, a declare). aiormq's default
+# is CancelledError, which would look like the caller's own cancellation; aio-pika passed this one.
+_CLOSED = aiormq.exceptions.ConnectionClosed
 
 
 @dataclass
@@ -83,15 +87,14 @@ async def _settle(incoming: aiormq.abc.DeliveredMessage, ack: bool) -> None:
     """Acks, or returns to the queue (``basic.nack`` with requeue), one delivery on its own channel.
 
     Raises:
-        aiormq.exceptions.ChannelInvalidStateError: The channel is closed (a frame written to it would
-            never be flushed, so aiormq would wait forever); the broker has requeued the delivery.
+        aiormq.exceptions.ChannelInvalidStateError: The channel is closed, or closed while the frame waited
+            (aiormq would wait forever, see ``_rabbitmq_guard``); the broker has requeued the delivery.
     """
-    if incoming.channel.is_closed:
-        raise aiormq.exceptions.ChannelInvalidStateError(f"{incoming.channel!r} is closed")
+    channel = incoming.channel
     if ack:
-        await incoming.channel.basic_ack(incoming.delivery_tag)
+        await guarded(channel, channel.basic_ack(incoming.delivery_tag))
     else:
-        await incoming.channel.basic_nack(incoming.delivery_tag, requeue=True)
+        await guarded(channel, channel.basic_nack(incoming.delivery_tag, requeue=True))
 
 
 class RabbitMQTransport(Transport):
@@ -159,12 +162,12 @@ class RabbitMQTransport(Transport):
         self._was_connected = False
         self._consumers.clear()
         if self._connection is not None and not self._connection.is_closed:
-            await self._connection.close()
+            await self._connection.close(_CLOSED)
         self._connection = None
 
     def _broken(self) -> None:
         if self._connection is not None and not self._connection.is_closed:
-            asyncio.get_running_loop().create_task(self._connection.close())
+            asyncio.get_running_loop().create_task(self._connection.close(_CLOSED))
         self._connection = None
 
     # -- queues ---------------------------------------------------------------------------------
@@ -233,11 +236,10 @@ class RabbitMQTransport(Transport):
                 if delay_seconds > 0:
                     await self._publish_delayed(queue, body, properties, delay_seconds)
                 else:
-                    if self._publish_channel.is_closed:  # aiormq would queue the frame and wait forever
-                        raise aiormq.exceptions.ChannelInvalidStateError("publisher channel is closed")
-                    await self._publish_channel.basic_publish(
+                    channel = self._publish_channel  # guarded: aiormq would wait forever on a closed channel
+                    await guarded(channel, channel.basic_publish(
                         body, exchange="" if direct else self._exchange_name, routing_key=queue,
-                        properties=properties, mandatory=True)
+                        properties=properties, mandatory=True))
                 return
             except aiormq.exceptions.PublishError as exc:
                 if not await self._exists(queue):
@@ -277,10 +279,9 @@ class RabbitMQTransport(Transport):
                 await channel.queue_declare(parking, durable=True,
                                             arguments=admin.delay_queue_arguments(queue, bucket))
             self._delay_queues.add(parking)
-        if self._publish_channel.is_closed:
-            raise aiormq.exceptions.ChannelInvalidStateError("publisher channel is closed")
-        await self._publish_channel.basic_publish(body, exchange="", routing_key=parking, properties=properties,
-                                                  mandatory=True)
+        channel = self._publish_channel
+        await guarded(channel, channel.basic_publish(body, exchange="", routing_key=parking, properties=properties,
+                                                     mandatory=True))
 
     # -- consuming ------------------------------------------------------------------------------
 
