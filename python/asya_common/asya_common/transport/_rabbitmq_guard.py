@@ -5,9 +5,10 @@ that was still queued for the channel's write lock, or for room in the connectio
 gets past the lock afterwards and waits on futures that nothing will ever resolve: a publish, ack
 or nack in flight at that moment would wait forever (several publishes of one sidecar share the
 confirming channel, so this happens whenever the connection drops under load). :func:`guarded`
-ties such a call to the channel's ``closing`` future: if the channel closes first, the call is
-interrupted and raises ``ChannelInvalidStateError``, which the transport treats like any lost
-connection (reconnect and retry, or ``LeaseLost``).
+ties such a call to the channel's ``closing`` future: if the channel closes first and the call has
+not ended with the channel's own error one loop turn later, it is interrupted and raises
+``ChannelInvalidStateError``, which the transport treats like any lost connection (reconnect and
+retry, or ``LeaseLost``).
 """
 
 from __future__ import annotations
@@ -42,11 +43,17 @@ async def guarded(channel: Any, operation: Awaitable[Any]) -> Any:
     task = asyncio.current_task()
     active, fired = True, False
 
-    def interrupt(_closing: asyncio.Future) -> None:
+    def interrupt(closing_or_none: asyncio.Future | None) -> None:
         nonlocal fired
-        if active:  # the callback may run after the guarded await ended: then it does nothing
-            fired = True
-            task.cancel()
+        if not active:  # the guarded await ended before this callback ran: nothing to do
+            return
+        if closing_or_none is not None:
+            # One loop turn later: aiormq rejects the channel's own futures in the same pass that closes
+            # it, so a call waiting on one of them first gets its real error (PRECONDITION_FAILED...).
+            asyncio.get_running_loop().call_soon(interrupt, None)
+            return
+        fired = True
+        task.cancel()
 
     closing = channel.closing
     closing.add_done_callback(interrupt)
