@@ -72,8 +72,10 @@ _CLOSED = aiormq.exceptions.ConnectionClosed
 @dataclass
 class _Consumer:
     channel: aiormq.abc.AbstractChannel
-    prefetch: int
+    prefetch: int  # what was asked for last
     buffer: asyncio.Queue = field(default_factory=asyncio.Queue)
+    tag: str = ""  # the broker's consumer tag
+    started_with: int = 0  # the prefetch RabbitMQ applies: the one set before this consumer started
 
     async def deliver(self, incoming: aiormq.abc.DeliveredMessage) -> None:
         self.buffer.put_nowait(incoming)
@@ -298,29 +300,47 @@ class RabbitMQTransport(Transport):
         consumer = self._consumers.get(queue)
         if consumer is not None and not consumer.channel.is_closed:
             if prefetch > consumer.prefetch:
-                await consumer.channel.basic_qos(prefetch_count=prefetch)
-                consumer.prefetch = prefetch
+                await self._reprefetch(queue, consumer, prefetch)
             return consumer
         channel = await admin.new_channel(self._connection)
         await channel.basic_qos(prefetch_count=prefetch)
         await admin.require_queue(channel, queue)
-        consumer = _Consumer(channel=channel, prefetch=prefetch)
-        await channel.basic_consume(queue, consumer.deliver)
+        consumer = _Consumer(channel=channel, prefetch=prefetch, started_with=prefetch)
+        consumer.tag = (await channel.basic_consume(queue, consumer.deliver)).consumer_tag
         self._consumers[queue] = consumer
         return consumer
 
+    async def _reprefetch(self, queue: str, consumer: _Consumer, count: int) -> None:
+        """Moves a live consumer's prefetch to ``count``.
+
+        RabbitMQ applies ``basic.qos`` (per consumer) only to consumers started after it, so a raise above
+        what the consumer started with re-subscribes it on the same channel: cancel, then consume again.
+        Deliveries already received stay valid (their tags belong to the channel) and stay buffered in
+        order. A lower value is set for the next consumer only: the broker keeps pushing up to the old
+        value, and the caller takes fewer from the buffer (those count as in flight meanwhile).
+        """
+        await consumer.channel.basic_qos(prefetch_count=count)
+        if count > consumer.started_with:
+            await consumer.channel.basic_cancel(consumer.tag)
+            consumer.tag = (await consumer.channel.basic_consume(queue, consumer.deliver)).consumer_tag
+            consumer.started_with = count
+        consumer.prefetch = count
+
     async def set_prefetch(self, queue: str, count: int) -> None:
-        """Sets the consumer's ``basic.qos`` prefetch (up or down); the next ``receive`` opens the consumer."""
+        """Sets the consumer's prefetch (up or down, see :meth:`_reprefetch`); the next ``receive`` opens the consumer."""
         count = max(1, count)
         consumer = self._consumers.get(queue)
         if consumer is None or consumer.channel.is_closed or consumer.prefetch == count:
             return
-        try:
-            await consumer.channel.basic_qos(prefetch_count=count)
-        except _CONNECTION_ERRORS as exc:
-            self._broken()
-            raise TransportError(f"prefetch of {queue!r} could not be set: {exc}") from exc
-        consumer.prefetch = count
+        async with self._consumer_locks.setdefault(queue, asyncio.Lock()):
+            consumer = self._consumers.get(queue)  # may have been replaced while waiting for the lock
+            if consumer is None or consumer.channel.is_closed or consumer.prefetch == count:
+                return
+            try:
+                await self._reprefetch(queue, consumer, count)
+            except _CONNECTION_ERRORS as exc:
+                self._broken()
+                raise TransportError(f"prefetch of {queue!r} could not be set: {exc}") from exc
 
     async def receive(
         self, queue: str, *, max_messages: int = 1, wait_seconds: float = 1.0, lease_seconds: float = 30.0
