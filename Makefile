@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 export ASYA_TOOLS_CACHE ?= $(HOME)/.cache/asya-tools
 PACKAGES := -e python/asya_common[service,rabbitmq,sqs,pubsub,postgres] -e images/runtime -e images/sidecar \
             -e images/crew -e python/asya_cli -e images/gateway
-DEV_PACKAGES := pytest pytest-asyncio pytest-timeout jsonschema scikit-learn numpy hypothesis httpx playwright
+DEV_PACKAGES := aio-pika pytest pytest-asyncio pytest-timeout jsonschema scikit-learn numpy hypothesis httpx playwright
 VENV_STAMP := $(VENV)/.installed-$(shell cat constraints.txt $(wildcard */*/pyproject.toml) | sha1sum | cut -c1-12)
 
 # Fragments append prerequisites of `make test` to TEST_PREREQS (servers, tool builds).

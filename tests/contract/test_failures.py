@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -62,5 +63,32 @@ async def test_rabbitmq_broker_restart_loses_nothing(rabbitmq_server, rabbitmq_s
         await transport.send(queue, b"after restart")
         received = await drain(transport, queue, len(bodies) + 1, within=30)
         assert sorted(m.body for m in received) == sorted(bodies + [b"after restart"])
+        await transport.delete_queue(queue)
+        await transport.delete_queue(f"{queue}-dlq")
+
+
+async def test_rabbitmq_sends_waiting_for_confirms_survive_a_dropped_connection(rabbitmq_settings):
+    """The transport drops its whole connection after an error on any channel; sends then waiting for their
+    confirm must be retried on the new connection (at-least-once), never end as a CancelledError."""
+    queue = unique_name()
+    async with create_transport(rabbitmq_settings) as transport:
+        await transport.ensure_queue(QueueSpec(name=queue, dlq_name=f"{queue}-dlq", max_receive_count=3))
+        bodies = [f"m{i}".encode() * 4096 for i in range(50)]
+        sends = [asyncio.ensure_future(transport.send(queue, body)) for body in bodies]
+        while not transport._publish_channel.confirmations:  # some publishes are on the wire, unconfirmed
+            await asyncio.sleep(0)
+        transport._broken()  # what an error on another channel (a consumer's, a declare's) does
+        done, stuck = await asyncio.wait(sends, timeout=60)
+        for task in stuck:
+            task.cancel()
+        assert not stuck, f"{len(stuck)} sends still waiting a minute after the connection was dropped"
+        assert [task.exception() for task in done if task.exception()] == []
+        seen: set[bytes] = set()  # a retried send may arrive twice, never lost: drain until every body came
+        deadline = time.monotonic() + 30
+        while seen != set(bodies) and time.monotonic() < deadline:
+            for message in await transport.receive(queue, max_messages=10, wait_seconds=1.0):
+                seen.add(message.body)
+                await transport.ack(message)
+        assert seen == set(bodies)
         await transport.delete_queue(queue)
         await transport.delete_queue(f"{queue}-dlq")

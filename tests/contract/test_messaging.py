@@ -164,3 +164,20 @@ async def test_concurrent_receivers_of_one_transport_share_the_queue(transport, 
     results = await asyncio.gather(*(drain(transport, queue, len(bodies), within=4) for _ in range(4)))
     received = [m.body for batch in results for m in batch]
     assert sorted(received) == sorted(bodies), "concurrent receivers lost or duplicated messages"
+
+
+async def test_a_receiver_that_raises_its_prefetch_gets_more_while_it_still_holds_one(transport, queue):
+    """The sidecar raises its prefetch once it has timed the handler (docs/configuration.md); on RabbitMQ
+    the broker must then push more to the live consumer, not only to consumers started later."""
+    for i in range(6):
+        await transport.send(queue, f"m{i}".encode())
+    first = await receive_one(transport, queue, within=10)  # one at a time so far
+    assert first is not None
+    await transport.set_prefetch(queue, 5)
+    more = []
+    deadline = time.monotonic() + 10
+    while len(more) < 4 and time.monotonic() < deadline:
+        more += await transport.receive(queue, max_messages=4 - len(more), wait_seconds=1.0)
+    assert len(more) == 4, "the raised prefetch did not reach the consumer"
+    for message in [first, *more]:
+        await transport.ack(message)

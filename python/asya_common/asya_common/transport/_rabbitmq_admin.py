@@ -4,7 +4,8 @@ AMQP cannot read a queue's arguments back, but RabbitMQ answers a declare with d
 with ``PRECONDITION_FAILED - inequivalent arg 'x' ... but current is the value 'v'``. Declaring with
 a guess, correcting it from each error, until the declare succeeds, reads the actual arguments
 without any plugin (:func:`read_arguments`). Depth needs the in-flight count, which only the
-management plugin's HTTP API exposes (:func:`management_depth`).
+management plugin's HTTP API exposes (:func:`management_depth`). Channels are plain aiormq channels
+(:func:`new_channel`).
 """
 
 from __future__ import annotations
@@ -37,10 +38,27 @@ _DELAY_STEP = 1.1
 _MIN_DELAY_MS = 50
 
 
+async def new_channel(connection, *, publisher_confirms: bool = False):
+    """Opens an aiormq channel on ``connection``.
+
+    Only the publishing channel needs confirms; every other channel (consumers, queue administration)
+    opens without them, which saves the ``confirm.select`` round trip.
+
+    Raises:
+        aiormq.exceptions.ConnectionClosed: The connection is closed (aiormq raises a bare ``RuntimeError``).
+    """
+    if connection.is_closed:
+        raise aiormq.exceptions.ConnectionClosed(320, "connection is closed")
+    try:
+        return await connection.channel(publisher_confirms=publisher_confirms, on_return_raises=True)
+    except RuntimeError as exc:  # closed while the channel was being opened
+        raise aiormq.exceptions.ConnectionClosed(320, str(exc)) from exc
+
+
 @contextlib.asynccontextmanager
 async def open_channel(connection):
     """A short-lived channel, closed afterwards unless the broker already closed it (after an error)."""
-    channel = await connection.channel()
+    channel = await new_channel(connection)
     try:
         yield channel
     finally:
@@ -49,13 +67,13 @@ async def open_channel(connection):
 
 
 async def require_queue(channel, queue: str):
-    """Passively declares ``queue`` on ``channel`` and returns it.
+    """Passively declares ``queue`` on ``channel`` (the broker's ``DeclareOk``: message and consumer counts).
 
     Raises:
         QueueNotFound: The queue does not exist (the broker then closes ``channel``).
     """
     try:
-        return await channel.declare_queue(queue, passive=True)
+        return await channel.queue_declare(queue, passive=True)
     except aiormq.exceptions.ChannelNotFoundEntity:
         raise QueueNotFound(f"RabbitMQ queue {queue!r} does not exist") from None
 
@@ -98,7 +116,7 @@ async def read_arguments(connection, queue: str, guess: dict[str, Any]) -> dict[
     for _ in range(32):
         async with open_channel(connection) as channel:
             try:
-                await channel.declare_queue(queue, durable=True, arguments=args)
+                await channel.queue_declare(queue, durable=True, arguments=args)
                 return args
             except aiormq.exceptions.ChannelPreconditionFailed as exc:
                 match = _INEQUIVALENT.search(str(exc))
@@ -127,13 +145,13 @@ async def ensure_one(
         try:
             actual = await read_arguments(connection, name, args)
         except QueueNotFound:
-            created = await channel.declare_queue(name, durable=True, arguments=args)
-            await created.bind(exchange, routing_key=name)
+            await channel.queue_declare(name, durable=True, arguments=args)
+            await channel.queue_bind(name, exchange, routing_key=name)
             return EnsureResult(queue=name, created=True), spec_attributes(args)
         attributes = spec_attributes(actual)
         wanted = wanted or {"dlq_name": None, "queue_type": QUORUM}
-        existing = await require_queue(channel, name)
-        await existing.bind(exchange, routing_key=name)
+        await require_queue(channel, name)
+        await channel.queue_bind(name, exchange, routing_key=name)
         return EnsureResult(queue=name, created=False, drift=drift_between(wanted, attributes)), attributes
 
 

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from asya_common.transport._rabbitmq_guard import guarded
 from asya_common.transport.base import LeaseLost, ReceivedMessage
 
 REAP_INTERVAL = 0.1
@@ -82,8 +83,8 @@ class LeaseBook:
             now = time.monotonic()
             for lease in [lease for lease in self._leases.values() if lease.deadline < now]:
                 self.release(lease)
-                try:
-                    if not lease.incoming.channel.is_closed:  # closed: the broker requeued it already
-                        await lease.incoming.channel.basic_nack(lease.incoming.delivery_tag, requeue=True)
+                channel = lease.incoming.channel
+                try:  # a closed channel raises at once (the broker requeued the delivery already)
+                    await guarded(channel, channel.basic_nack(lease.incoming.delivery_tag, requeue=True))
                 except self._channel_errors:
                     pass  # the channel is gone: the broker requeues the delivery by itself

@@ -1,4 +1,4 @@
-"""RabbitMQ transport (aio-pika): quorum queues, publisher confirms, client-side leases.
+"""RabbitMQ transport (aiormq): quorum queues, publisher confirms, client-side leases.
 
 How the interface maps onto RabbitMQ (details and operator notes in ``docs/transports.md``):
 
@@ -16,9 +16,11 @@ How the interface maps onto RabbitMQ (details and operator notes in ``docs/trans
 * the connection is re-opened after a broker restart; leases held across it are lost (the broker
   redelivers those messages: at most the in-flight window is delivered twice).
 
-aio-pika opens the connection and channels and does the queue administration; the per-message path
-(consume, publish, ack, nack) calls its protocol layer, aiormq, directly: aio-pika's message wrappers
-cost about a third of a relay stage's CPU and add nothing the transport uses (docs/performance.md).
+Everything runs on aiormq, the AMQP protocol layer under aio-pika: the connection, the channels, the
+queue administration and the per-message path. aio-pika's wrapper objects cost about a third of a relay
+stage's CPU and 1.5 MB of the sidecar's memory, and add nothing the transport uses (docs/performance.md).
+aiormq does not refuse a closed channel the way aio-pika did (an ack or publish queued for one would
+wait forever), so every write waits through ``_rabbitmq_guard.guarded``, which raises instead.
 """
 
 from __future__ import annotations
@@ -30,12 +32,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import aio_pika
+import aiormq
 import aiormq.abc
 import aiormq.exceptions
 from pamqp.commands import Basic
 
 from asya_common.transport import _rabbitmq_admin as admin
+from asya_common.transport._rabbitmq_guard import guarded
 from asya_common.transport._rabbitmq_leases import Lease, LeaseBook
 from asya_common.transport.base import (
     EnsureResult,
@@ -61,13 +64,18 @@ _CONNECTION_ERRORS = (
     aiormq.exceptions.ChannelClosed,
     asyncio.TimeoutError,
 )
+# What a closed connection raises in the calls still waiting on it (a confirm, a declare). aiormq's default
+# is CancelledError, which would look like the caller's own cancellation; aio-pika passed this one.
+_CLOSED = aiormq.exceptions.ConnectionClosed
 
 
 @dataclass
 class _Consumer:
-    channel: aio_pika.abc.AbstractChannel
-    prefetch: int
+    channel: aiormq.abc.AbstractChannel
+    prefetch: int  # what was asked for last
     buffer: asyncio.Queue = field(default_factory=asyncio.Queue)
+    tag: str = ""  # the broker's consumer tag
+    started_with: int = 0  # the prefetch RabbitMQ applies: the one set before this consumer started
 
     async def deliver(self, incoming: aiormq.abc.DeliveredMessage) -> None:
         self.buffer.put_nowait(incoming)
@@ -81,15 +89,14 @@ async def _settle(incoming: aiormq.abc.DeliveredMessage, ack: bool) -> None:
     """Acks, or returns to the queue (``basic.nack`` with requeue), one delivery on its own channel.
 
     Raises:
-        aiormq.exceptions.ChannelInvalidStateError: The channel is closed (a frame written to it would
-            never be flushed, so aiormq would wait forever); the broker has requeued the delivery.
+        aiormq.exceptions.ChannelInvalidStateError: The channel is closed, or closed while the frame waited
+            (aiormq would wait forever, see ``_rabbitmq_guard``); the broker has requeued the delivery.
     """
-    if incoming.channel.is_closed:
-        raise aiormq.exceptions.ChannelInvalidStateError(f"{incoming.channel!r} is closed")
+    channel = incoming.channel
     if ack:
-        await incoming.channel.basic_ack(incoming.delivery_tag)
+        await guarded(channel, channel.basic_ack(incoming.delivery_tag))
     else:
-        await incoming.channel.basic_nack(incoming.delivery_tag, requeue=True)
+        await guarded(channel, channel.basic_nack(incoming.delivery_tag, requeue=True))
 
 
 class RabbitMQTransport(Transport):
@@ -104,9 +111,8 @@ class RabbitMQTransport(Transport):
         self._url = settings.rabbitmq_url
         self._exchange_name = settings.rabbitmq_exchange
         self._management = admin.ManagementAPI(settings.rabbitmq_url, settings.rabbitmq_management_url)
-        self._connection: aio_pika.abc.AbstractConnection | None = None
-        self._publisher: aio_pika.abc.AbstractChannel | None = None
-        self._publish_channel: aiormq.abc.AbstractChannel | None = None  # the publisher's aiormq channel
+        self._connection: aiormq.abc.AbstractConnection | None = None
+        self._publish_channel: aiormq.abc.AbstractChannel | None = None  # confirming, returns raise
         self._consumers: dict[str, _Consumer] = {}
         self._consumer_locks: dict[str, asyncio.Lock] = {}
         self._book = LeaseBook(_CONNECTION_ERRORS)
@@ -126,7 +132,7 @@ class RabbitMQTransport(Transport):
         await self._connected()
         self._book.start()
 
-    async def _connected(self) -> aio_pika.abc.AbstractConnection:
+    async def _connected(self) -> aiormq.abc.AbstractConnection:
         """The open connection, re-opened (with retries) after it was lost."""
         if self._connection is not None and not self._connection.is_closed:
             return self._connection
@@ -136,7 +142,7 @@ class RabbitMQTransport(Transport):
             deadline = time.monotonic() + RECONNECT_TIMEOUT
             while True:
                 try:
-                    connection = await aio_pika.connect(self._amqp_url(), timeout=5)
+                    connection = await asyncio.wait_for(aiormq.connect(self._amqp_url()), timeout=5)
                     break
                 except (ConnectionError, OSError, aiormq.exceptions.AMQPError, asyncio.TimeoutError) as exc:
                     if time.monotonic() > deadline:
@@ -148,9 +154,9 @@ class RabbitMQTransport(Transport):
             self._consumers.clear()
             self._delay_queues.clear()
             self._connection, self._was_connected = connection, True
-            self._publisher = await connection.channel(publisher_confirms=True, on_return_raises=True)
-            await self._publisher.declare_exchange(self._exchange_name, "direct", durable=True)
-            self._publish_channel = await self._publisher.get_underlay_channel()
+            self._publish_channel = await admin.new_channel(connection, publisher_confirms=True)
+            await self._publish_channel.exchange_declare(exchange=self._exchange_name, exchange_type="direct",
+                                                         durable=True)
             return connection
 
     async def close(self) -> None:
@@ -158,12 +164,12 @@ class RabbitMQTransport(Transport):
         self._was_connected = False
         self._consumers.clear()
         if self._connection is not None and not self._connection.is_closed:
-            await self._connection.close()
+            await self._connection.close(_CLOSED)
         self._connection = None
 
     def _broken(self) -> None:
         if self._connection is not None and not self._connection.is_closed:
-            asyncio.get_running_loop().create_task(self._connection.close())
+            asyncio.get_running_loop().create_task(self._connection.close(_CLOSED))
         self._connection = None
 
     # -- queues ---------------------------------------------------------------------------------
@@ -232,11 +238,10 @@ class RabbitMQTransport(Transport):
                 if delay_seconds > 0:
                     await self._publish_delayed(queue, body, properties, delay_seconds)
                 else:
-                    if self._publish_channel.is_closed:  # aio-pika checked this; aiormq would wait forever
-                        raise aiormq.exceptions.ChannelInvalidStateError("publisher channel is closed")
-                    await self._publish_channel.basic_publish(
+                    channel = self._publish_channel  # guarded: aiormq would wait forever on a closed channel
+                    await guarded(channel, channel.basic_publish(
                         body, exchange="" if direct else self._exchange_name, routing_key=queue,
-                        properties=properties, mandatory=True)
+                        properties=properties, mandatory=True))
                 return
             except aiormq.exceptions.PublishError as exc:
                 if not await self._exists(queue):
@@ -273,12 +278,12 @@ class RabbitMQTransport(Transport):
         if parking not in self._delay_queues:
             async with admin.open_channel(self._connection) as channel:  # one channel, always closed
                 await admin.require_queue(channel, queue)
-                await channel.declare_queue(parking, durable=True, arguments=admin.delay_queue_arguments(queue, bucket))
+                await channel.queue_declare(parking, durable=True,
+                                            arguments=admin.delay_queue_arguments(queue, bucket))
             self._delay_queues.add(parking)
-        if self._publish_channel.is_closed:
-            raise aiormq.exceptions.ChannelInvalidStateError("publisher channel is closed")
-        await self._publish_channel.basic_publish(body, exchange="", routing_key=parking, properties=properties,
-                                                  mandatory=True)
+        channel = self._publish_channel
+        await guarded(channel, channel.basic_publish(body, exchange="", routing_key=parking, properties=properties,
+                                                     mandatory=True))
 
     # -- consuming ------------------------------------------------------------------------------
 
@@ -295,29 +300,47 @@ class RabbitMQTransport(Transport):
         consumer = self._consumers.get(queue)
         if consumer is not None and not consumer.channel.is_closed:
             if prefetch > consumer.prefetch:
-                await consumer.channel.set_qos(prefetch_count=prefetch)
-                consumer.prefetch = prefetch
+                await self._reprefetch(queue, consumer, prefetch)
             return consumer
-        channel = await self._connection.channel()
-        await channel.set_qos(prefetch_count=prefetch)
+        channel = await admin.new_channel(self._connection)
+        await channel.basic_qos(prefetch_count=prefetch)
         await admin.require_queue(channel, queue)
-        consumer = _Consumer(channel=channel, prefetch=prefetch)
-        await (await channel.get_underlay_channel()).basic_consume(queue, consumer.deliver)
+        consumer = _Consumer(channel=channel, prefetch=prefetch, started_with=prefetch)
+        consumer.tag = (await channel.basic_consume(queue, consumer.deliver)).consumer_tag
         self._consumers[queue] = consumer
         return consumer
 
+    async def _reprefetch(self, queue: str, consumer: _Consumer, count: int) -> None:
+        """Moves a live consumer's prefetch to ``count``.
+
+        RabbitMQ applies ``basic.qos`` (per consumer) only to consumers started after it, so a raise above
+        what the consumer started with re-subscribes it on the same channel: cancel, then consume again.
+        Deliveries already received stay valid (their tags belong to the channel) and stay buffered in
+        order. A lower value is set for the next consumer only: the broker keeps pushing up to the old
+        value, and the caller takes fewer from the buffer (those count as in flight meanwhile).
+        """
+        await consumer.channel.basic_qos(prefetch_count=count)
+        if count > consumer.started_with:
+            await consumer.channel.basic_cancel(consumer.tag)
+            consumer.tag = (await consumer.channel.basic_consume(queue, consumer.deliver)).consumer_tag
+            consumer.started_with = count
+        consumer.prefetch = count
+
     async def set_prefetch(self, queue: str, count: int) -> None:
-        """Sets the consumer's ``basic.qos`` prefetch (up or down); the next ``receive`` opens the consumer."""
+        """Sets the consumer's prefetch (up or down, see :meth:`_reprefetch`); the next ``receive`` opens the consumer."""
         count = max(1, count)
         consumer = self._consumers.get(queue)
         if consumer is None or consumer.channel.is_closed or consumer.prefetch == count:
             return
-        try:
-            await consumer.channel.set_qos(prefetch_count=count)
-        except _CONNECTION_ERRORS as exc:
-            self._broken()
-            raise TransportError(f"prefetch of {queue!r} could not be set: {exc}") from exc
-        consumer.prefetch = count
+        async with self._consumer_locks.setdefault(queue, asyncio.Lock()):
+            consumer = self._consumers.get(queue)  # may have been replaced while waiting for the lock
+            if consumer is None or consumer.channel.is_closed or consumer.prefetch == count:
+                return
+            try:
+                await self._reprefetch(queue, consumer, count)
+            except _CONNECTION_ERRORS as exc:
+                self._broken()
+                raise TransportError(f"prefetch of {queue!r} could not be set: {exc}") from exc
 
     async def receive(
         self, queue: str, *, max_messages: int = 1, wait_seconds: float = 1.0, lease_seconds: float = 30.0
