@@ -124,26 +124,6 @@ class RuntimeClient:
             raise ConnectionResetError(wire.lost.result() if wire.lost.done() else "the runtime did not answer a ping")
         return wire, generation, pong.result()
 
-    async def call(self, envelope: dict[str, Any], on_fly: FlyCallback | None = None,
-                   body: bytes | None = None) -> dict[str, Any]:
-        """Connects if needed, sends one envelope and waits for its ``result`` or ``error`` frame.
-
-        Args:
-            envelope: The parsed envelope.
-            on_fly: Called with each ``fly`` chunk's data (must not block).
-            body: The envelope's JSON exactly as received (see :meth:`start_call`).
-
-        Returns:
-            The final frame (``type`` is ``result`` or ``error``).
-
-        Raises:
-            RuntimeCrashed: The connection dropped during the call.
-            RuntimeRestarted: The runtime was restarted on purpose during the call.
-            RuntimeUnavailable: No runtime to connect to.
-        """
-        await self.connect()
-        return await self.start_call(envelope, on_fly, body)
-
     def start_call(self, envelope: dict[str, Any], on_fly: FlyCallback | None = None,
                    body: bytes | None = None) -> asyncio.Future:
         """Sends one envelope on the open connection without waiting (call :meth:`connect` first).
