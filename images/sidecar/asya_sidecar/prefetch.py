@@ -5,7 +5,7 @@ parsing, publishing and acking overlap the next handler call: for a fast handler
 the throughput (docs/configuration.md). For a slow handler it buys nothing and costs fairness: a
 message held by a busy replica is one a newly scaled replica cannot take. So by default the extra
 messages cover about :data:`AUTO_WINDOW_SECONDS` of handler work, at least one and at most
-``max(8, 2 x concurrency)`` held in all, from a moving average of the handler's call time. Until the
+``max(32, 4 x concurrency)`` held in all, from a moving average of the handler's call time. Until the
 first call has been timed the sidecar holds one extra message.
 """
 
@@ -25,7 +25,7 @@ class HeldLimit:
 
     def __init__(self, concurrency: int, prefetch: int = 0):
         self._concurrency, self._fixed = concurrency, prefetch
-        self._most = prefetch or max(8, 2 * concurrency)
+        self._most = prefetch or max(32, 4 * concurrency)
         self._average: float | None = None
 
     @property
