@@ -3,7 +3,6 @@ wait is not the handler's time (``ASYA_PREFETCH``, docs/configuration.md)."""
 
 from __future__ import annotations
 
-import json
 import re
 import urllib.request
 
@@ -70,17 +69,10 @@ def test_calls_waiting_behind_a_timed_out_call_run_in_the_new_runtime_without_a_
         records = [mesh.wait_final(e["id"], timeout=60) for e in waiting]
         assert [r["status"] for r in records] == ["succeeded"] * 4, records
         assert {r["result"]["pid"] for r in records} != {first_runtime}
-        returned = re.search(r'asya_messages_processed_total\{actor="behind",outcome="returned"\} (\d+)',
-                             _metrics(mesh, "behind"))
+        with urllib.request.urlopen(f"http://127.0.0.1:{mesh.metrics_port('behind')}/metrics", timeout=5) as page:
+            metrics = page.read().decode()
+        returned = re.search(r'asya_messages_processed_total\{actor="behind",outcome="returned"\} (\d+)', metrics)
         assert returned is None or float(returned.group(1)) == 0
     finally:
         mesh.stop()
 
-
-def _metrics(mesh, actor):
-    for line in mesh.log(actor, "sidecar").splitlines():
-        record = json.loads(line)
-        if record.get("msg") == "sidecar ready":
-            with urllib.request.urlopen(f"http://127.0.0.1:{record['metrics_port']}/metrics", timeout=5) as response:
-                return response.read().decode()
-    raise AssertionError("sidecar never logged readiness")

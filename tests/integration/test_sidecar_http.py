@@ -9,14 +9,6 @@ import urllib.error
 import urllib.request
 
 
-def _metrics_port(mesh, actor):
-    for line in mesh.log(actor, "sidecar").splitlines():
-        record = json.loads(line)
-        if record.get("msg") == "sidecar ready":
-            return record["metrics_port"]
-    raise AssertionError("sidecar never logged readiness")
-
-
 def _get(port, path):
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
@@ -26,7 +18,7 @@ def _get(port, path):
 
 
 def test_metrics_count_processed_messages_per_actor(mesh):
-    port = _metrics_port(mesh, "add-one")
+    port = mesh.metrics_port("add-one")
     for _ in range(3):
         mesh.wait_final(mesh.send(["add-one"], {"x": 1})["id"])
     time.sleep(0.2)
@@ -39,7 +31,7 @@ def test_metrics_count_processed_messages_per_actor(mesh):
 
 
 def test_health_and_readiness_probes_answer(mesh):
-    port = _metrics_port(mesh, "echo")
+    port = mesh.metrics_port("echo")
     assert _get(port, "/healthz") == (200, "ok\n")
     assert _get(port, "/readyz") == (200, "ok\n")
 

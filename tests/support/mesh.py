@@ -97,6 +97,14 @@ class Mesh:
         path = self.state / "logs" / f"{actor}.{role}.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
+    def metrics_port(self, actor: str) -> int:
+        """The port of ``actor``'s sidecar HTTP server (/metrics, /healthz), from its readiness log line."""
+        for line in self.log(actor, "sidecar").splitlines():
+            record = json.loads(line)
+            if record.get("msg") == "sidecar ready":
+                return record["metrics_port"]
+        raise AssertionError(f"the sidecar of {actor!r} never logged readiness")
+
     def stop(self) -> int:
         if self.process and self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)

@@ -26,7 +26,7 @@ from typing import Any
 from asya_common.transport import ReceivedMessage
 from asya_sidecar.metrics import SidecarMetrics
 from asya_sidecar.prefetch import HeldLimit
-from asya_sidecar.runtime_client import RuntimeClient, RuntimeCrashed, RuntimeRestarted, RuntimeUnavailable
+from asya_sidecar.runtime_client import RuntimeClient, RuntimeCrashed, RuntimeRestarted
 from asya_sidecar.settings import SidecarSettings
 from asya_sidecar.tracing import NoTracer, hop_data
 
@@ -76,7 +76,7 @@ class HandlerCalls:
         self._progress, self._tracer = progress, tracer or NoTracer()
         self._slots = asyncio.Semaphore(settings.concurrency)  # taken in the order calls reach the runtime
         self.held = HeldLimit(settings.concurrency, settings.prefetch)  # fed with every call's duration
-        self._warned_generation = 0
+        self._checked_generation = 0
 
     async def call(self, message: ReceivedMessage, envelope: dict[str, Any], attempt: int,
                    log: Any) -> dict[str, Any] | None:
@@ -89,8 +89,7 @@ class HandlerCalls:
         events = CallEvents(self._progress, self._metrics, envelope, self._settings.actor)
         on_fly = self._tracer.counting_fly(events.fly)
         for sends_left in reversed(range(_SENDS)):
-            await self._connect()
-            queued = self._runtime.runtime_concurrency == self._settings.concurrency
+            queued = await self._connect()
             holding = False
             answer: asyncio.Future | None = None
             try:
@@ -119,19 +118,21 @@ class HandlerCalls:
                     answer.cancel()
         return None
 
-    async def _connect(self) -> None:
-        """Waits for the runtime outside ``actorTimeout``; a runtime that never comes returns the message, uncharged."""
-        try:
-            await self._runtime.connect()
-        except (RuntimeRestarted, RuntimeCrashed) as exc:  # it went away again while we connected
-            raise RuntimeUnavailable(f"runtime went away while connecting: {exc}") from exc
+    async def _connect(self) -> bool:
+        """Waits for the runtime outside ``actorTimeout``; True when calls may wait in it (same concurrency).
+
+        Raises:
+            RuntimeUnavailable: No runtime came up within the connect timeout (the message is returned, uncharged).
+        """
+        await self._runtime.connect()
         runtime_concurrency = self._runtime.runtime_concurrency
-        if (runtime_concurrency not in (None, self._settings.concurrency)
-                and self._warned_generation != self._runtime.generation):
-            self._warned_generation = self._runtime.generation
-            self._log.warning("the runtime runs a different number of calls at once; set the same ASYA_CONCURRENCY "
-                              "on both containers", runtime_concurrency=runtime_concurrency,
-                              concurrency=self._settings.concurrency)
+        if self._checked_generation != self._runtime.generation:  # a new connection: say once if they differ
+            self._checked_generation = self._runtime.generation
+            if runtime_concurrency not in (None, self._settings.concurrency):
+                self._log.warning("the runtime runs a different number of calls at once; set the same "
+                                  "ASYA_CONCURRENCY on both containers", runtime_concurrency=runtime_concurrency,
+                                  concurrency=self._settings.concurrency)
+        return runtime_concurrency == self._settings.concurrency
 
     async def _timed(self, answer: asyncio.Future, generation: int, attempt: int, log: Any) -> dict[str, Any] | None:
         started = time.perf_counter()

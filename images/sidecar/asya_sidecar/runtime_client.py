@@ -91,7 +91,7 @@ class RuntimeClient:
             while time.monotonic() < deadline:
                 try:
                     wire, generation, pong = await self._open_and_ping(deadline)
-                except (OSError, TimeoutError) as exc:
+                except (OSError, TimeoutError, RuntimeRestarted) as exc:  # gone again before it answered
                     last_error = exc
                 else:
                     if wire.closing:
@@ -198,8 +198,6 @@ class RuntimeClient:
         In-flight calls on that connection fail with :class:`RuntimeRestarted`. Returns False when
         that connection is already gone (someone else restarted it).
         """
-        if generation != self._generation or not self.connected:
-            return False
         async with self._connect_lock:  # no other call connects to the runtime that is going away
             if generation != self._generation or not self.connected:
                 return False
