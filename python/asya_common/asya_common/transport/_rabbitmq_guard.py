@@ -8,7 +8,7 @@ confirming channel, so this happens whenever the connection drops under load). :
 ties such a call to the channel's ``closing`` future: if the channel closes first and the call has
 not ended with the channel's own error one loop turn later, it is interrupted and raises
 ``ChannelInvalidStateError``, which the transport treats like any lost connection (reconnect and
-retry, or ``LeaseLost``).
+retry, or ``LeaseLost``): it is one of :data:`CONNECTION_ERRORS`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,17 @@ import asyncio
 from typing import Any, Awaitable
 
 import aiormq.exceptions
+
+#: What a lost connection or channel raises in the RabbitMQ transport's calls: each is handled by dropping the
+#: connection (the next call re-opens it) and retrying the send or reporting the receive or lease as lost.
+CONNECTION_ERRORS = (
+    ConnectionError,
+    OSError,
+    aiormq.exceptions.AMQPConnectionError,
+    aiormq.exceptions.ChannelInvalidStateError,
+    aiormq.exceptions.ChannelClosed,
+    asyncio.TimeoutError,
+)
 
 
 async def guarded(channel: Any, operation: Awaitable[Any]) -> Any:
