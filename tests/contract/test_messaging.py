@@ -181,3 +181,29 @@ async def test_a_receiver_that_raises_its_prefetch_gets_more_while_it_still_hold
     assert len(more) == 4, "the raised prefetch did not reach the consumer"
     for message in [first, *more]:
         await transport.ack(message)
+
+
+async def test_acks_sent_together_settle_only_their_own_messages(transport, queue):
+    """A sidecar often finishes several held messages in the same moment: those acks settle exactly those
+    messages. The oldest one, still being processed, is acked later; one returned in the same moment comes back
+    at once; one whose lease lapses comes back after it; none of the acked ones ever comes back."""
+    bodies = [f"m{i}".encode() for i in range(8)]
+    await transport.send_many(queue, bodies)
+    held = []
+    deadline = time.monotonic() + 20
+    while len(held) < len(bodies) and time.monotonic() < deadline:
+        held += await transport.receive(queue, max_messages=len(bodies) - len(held), wait_seconds=1.0,
+                                        lease_seconds=60)
+    assert len(held) == len(bodies)
+    oldest, returned, lapsing = held[0], held[2], held[5]
+    together = [m for m in held if m not in (oldest, returned, lapsing)]
+    await asyncio.gather(*(transport.ack(m) for m in together), transport.nack(returned))
+    back = await receive_one(transport, queue, within=10)
+    assert back is not None and back.body == returned.body, "the message returned with the acks did not come back"
+    await transport.ack(back)
+    await transport.extend_lease(lapsing, LEASE)
+    await transport.ack(oldest)
+    again = await receive_one(transport, queue, within=LEASE + 8)
+    assert again is not None and again.body == lapsing.body, "a message held while others were acked was lost"
+    await transport.ack(again)
+    assert await receive_one(transport, queue, within=LEASE + 1) is None, "an acked message came back"

@@ -96,3 +96,169 @@ async def test_a_closed_channel_refuses_at_once_and_the_callers_own_cancel_stays
     call.cancel()
     with pytest.raises(asyncio.CancelledError):
         await call
+
+
+# -- acks of one loop turn (``_rabbitmq_acks``) -----------------------------------------------------------------
+
+
+class _Broker(_Channel):
+    """A consumer channel as RabbitMQ sees it: its unsettled deliveries, and what each ack or nack settles.
+
+    A frame takes effect when its call reaches the channel, except a nack that is told to wait (``gate``): it takes
+    effect only when the gate opens, as if other frames overtook it on the way out. A frame for a tag that is not
+    unsettled closes the channel the way RabbitMQ does (``PRECONDITION_FAILED - unknown delivery tag``).
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.unsettled: set[int] = set()
+        self.acked: list[int] = []  # in the order the broker settled them
+        self.requeued: list[int] = []
+        self.frames: list[tuple[str, int, bool]] = []
+        self.gate: asyncio.Future | None = None
+        self.hang = False  # basic_ack waits forever (a frame stuck behind a full write queue)
+        self.unknown: list[int] = []
+
+    def deliver(self, acks, *tags):
+        for tag in tags:
+            self.unsettled.add(tag)
+            acks.delivered(tag)
+
+    def _unknown(self, tag):
+        self.unknown.append(tag)
+        if not self.is_closed:
+            self.close(aiormq.exceptions.ChannelPreconditionFailed(f"PRECONDITION_FAILED - unknown delivery tag {tag}"))
+
+    async def basic_ack(self, tag, multiple=False):
+        self.frames.append(("ack", tag, multiple))
+        if self.hang:
+            await asyncio.get_running_loop().create_future()
+        if tag not in self.unsettled:
+            return self._unknown(tag)
+        settled = sorted(t for t in self.unsettled if t <= tag) if multiple else [tag]
+        self.unsettled.difference_update(settled)
+        self.acked += settled
+        await asyncio.sleep(0)  # the drain
+
+    async def basic_nack(self, tag, requeue=True):
+        self.frames.append(("nack", tag, False))
+        if self.gate is not None:
+            await self.gate
+        if tag not in self.unsettled:
+            return self._unknown(tag)
+        self.unsettled.discard(tag)
+        self.requeued.append(tag)
+
+
+@pytest.fixture
+async def acks_on_broker():
+    from asya_common.transport._rabbitmq_acks import Acks
+
+    broker = _Broker()
+    return Acks(broker), broker
+
+
+async def test_acks_of_one_turn_leave_as_one_multiple_ack(acks_on_broker):
+    acks, broker = acks_on_broker
+    broker.deliver(acks, 1, 2, 3, 4, 5)
+    await asyncio.gather(*(acks.ack(tag) for tag in (2, 1, 5, 3, 4)))
+    assert broker.frames == [("ack", 5, True)]
+    assert broker.unsettled == set() and sorted(broker.acked) == [1, 2, 3, 4, 5]
+
+
+async def test_a_message_still_held_is_never_covered_and_holds_back_no_other_ack(acks_on_broker):
+    acks, broker = acks_on_broker
+    broker.deliver(acks, 1, 2, 3, 4, 5, 6)
+    await asyncio.gather(*(acks.ack(tag) for tag in (1, 2, 4, 5, 6)))  # 3 is still being processed
+    assert broker.unsettled == {3}
+    assert ("ack", 2, True) in broker.frames and not any(m and t >= 3 for _, t, m in broker.frames)
+    await acks.ack(3)
+    assert broker.unsettled == set() and broker.frames[-1] == ("ack", 3, False)
+
+    broker.deliver(acks, 7, 8, 9)  # the oldest one held: every other ack leaves on its own, at once
+    await asyncio.gather(acks.ack(8), acks.ack(9))
+    assert broker.unsettled == {7} and sorted(broker.frames[-2:]) == [("ack", 8, False), ("ack", 9, False)]
+
+
+async def test_a_nack_stays_immediate_and_no_multiple_ack_overtakes_it(acks_on_broker):
+    acks, broker = acks_on_broker
+    broker.deliver(acks, 1, 2, 3, 4)
+    broker.gate = asyncio.get_running_loop().create_future()
+    nack = asyncio.ensure_future(acks.nack(2))
+    await asyncio.sleep(0)
+    assert broker.frames == [("nack", 2, False)]  # sent before the acks of the same turn, on its own
+    await asyncio.gather(*(acks.ack(tag) for tag in (1, 3, 4)))  # its frame is still on the way
+    broker.gate.set_result(None)
+    await nack
+    assert broker.requeued == [2] and 2 not in broker.acked and sorted(broker.acked) == [1, 3, 4]
+    assert broker.unknown == []
+    broker.deliver(acks, 5, 6)  # once the nack is out, the tag no longer holds a run back
+    await asyncio.gather(acks.ack(5), acks.ack(6))
+    assert broker.frames[-1] == ("ack", 6, True)
+
+
+async def test_a_delivery_the_consumer_never_saw_is_never_covered(acks_on_broker):
+    acks, broker = acks_on_broker
+    broker.deliver(acks, 1, 2)
+    broker.unsettled.add(3)  # delivered by the broker, lost on the way to the consumer
+    broker.deliver(acks, 4, 5)
+    await asyncio.gather(*(acks.ack(tag) for tag in (1, 2, 4, 5)))
+    assert broker.unsettled == {3} and sorted(broker.acked) == [1, 2, 4, 5]
+
+
+async def test_acks_on_a_closed_channel_raise_and_a_close_before_the_flush_fails_every_waiting_ack(acks_on_broker):
+    acks, broker = acks_on_broker
+    broker.deliver(acks, 1, 2, 3)
+    broker.hang = True
+    waiting = [asyncio.ensure_future(acks.ack(tag)) for tag in (1, 2, 3)]
+    while not broker.frames:
+        await asyncio.sleep(0)
+    broker.close()
+    for call in waiting:
+        with pytest.raises(aiormq.exceptions.ChannelInvalidStateError):
+            await asyncio.wait_for(call, 5)
+    with pytest.raises(aiormq.exceptions.ChannelInvalidStateError):
+        acks.ack(1)
+    assert broker.acked == []
+
+
+@pytest.mark.parametrize("seed", range(40))
+async def test_random_interleavings_ack_exactly_what_was_acked(seed):
+    """Deliveries, acks, nacks (some overtaken on the way out) and loop turns in a random order: the broker
+    settles each acked message once, never one that was not acked (still held or returned), and never sees an
+    unknown tag."""
+    import random
+
+    from asya_common.transport._rabbitmq_acks import Acks
+
+    rng, broker = random.Random(seed), _Broker()
+    acks, tasks, held, next_tag = Acks(broker), [], [], 1
+    acked, nacked = set(), set()
+    for _ in range(300):
+        step = rng.random()
+        if step < 0.3 and len(held) < 40:
+            broker.deliver(acks, next_tag)
+            held.append(next_tag)
+            next_tag += 1
+        elif step < 0.65 and held:
+            tag = held.pop(rng.randrange(len(held)))
+            acked.add(tag)
+            tasks.append(asyncio.ensure_future(acks.ack(tag)))
+        elif step < 0.75 and held:
+            tag = held.pop(rng.randrange(len(held)))
+            nacked.add(tag)
+            broker.gate = asyncio.get_running_loop().create_future() if rng.random() < 0.5 else None
+            tasks.append(asyncio.ensure_future(acks.nack(tag)))
+            if broker.gate is not None:
+                asyncio.get_running_loop().call_later(rng.random() * 0.002, broker.gate.set_result, None)
+        else:
+            for _ in range(rng.randrange(4)):
+                await asyncio.sleep(0)
+    for tag in held:
+        acked.add(tag)
+        tasks.append(asyncio.ensure_future(acks.ack(tag)))
+    await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 10)
+    assert broker.unknown == [], "a frame named a delivery tag that was already settled"
+    assert [task.exception() for task in tasks if task.exception()] == []
+    assert sorted(broker.acked) == sorted(acked) and sorted(broker.requeued) == sorted(nacked)
+    assert len(broker.acked) == len(set(broker.acked))

@@ -24,7 +24,8 @@ import aiormq.abc
 from pamqp.commands import Basic
 
 from asya_common.transport import _rabbitmq_admin as admin
-from asya_common.transport._rabbitmq_guard import CONNECTION_ERRORS, guarded
+from asya_common.transport._rabbitmq_acks import Acks
+from asya_common.transport._rabbitmq_guard import CONNECTION_ERRORS
 from asya_common.transport._rabbitmq_leases import Lease, LeaseBook
 from asya_common.transport.base import LeaseLost, ReceivedMessage, TransportError
 
@@ -41,8 +42,13 @@ class Consumer:
     buffer: asyncio.Queue = field(default_factory=asyncio.Queue)
     tag: str = ""  # the broker's consumer tag
     started_with: int = 0  # the prefetch RabbitMQ applies: the one set before this consumer started
+    acks: Acks = field(init=False)  # the channel's unsettled deliveries; acks of one loop turn leave together
+
+    def __post_init__(self) -> None:
+        self.acks = Acks(self.channel)
 
     async def deliver(self, incoming: aiormq.abc.DeliveredMessage) -> None:
+        self.acks.delivered(incoming.delivery_tag)
         self.buffer.put_nowait(incoming)
 
 
@@ -50,18 +56,18 @@ def _properties(incoming: aiormq.abc.DeliveredMessage) -> Basic.Properties:
     return incoming.header.properties
 
 
-async def _settle(incoming: aiormq.abc.DeliveredMessage, ack: bool) -> None:
-    """Acks, or returns to the queue (``basic.nack`` with requeue), one delivery on its own channel.
+async def _settle(acks: Acks, incoming: aiormq.abc.DeliveredMessage, ack: bool) -> None:
+    """Acks (with the other acks of this loop turn), or returns to the queue at once (``basic.nack`` with
+    requeue), one delivery on its own channel.
 
     Raises:
         aiormq.exceptions.ChannelInvalidStateError: The channel is closed, or closed while the frame waited
             (aiormq would wait forever, see ``_rabbitmq_guard``); the broker has requeued the delivery.
     """
-    channel = incoming.channel
     if ack:
-        await guarded(channel, channel.basic_ack(incoming.delivery_tag))
+        await acks.ack(incoming.delivery_tag)
     else:
-        await guarded(channel, channel.basic_nack(incoming.delivery_tag, requeue=True))
+        await acks.nack(incoming.delivery_tag)
 
 
 class Consuming:
@@ -149,12 +155,12 @@ class Consuming:
                     incoming = await asyncio.wait_for(consumer.buffer.get(), max(remaining, 0.001))
                 except asyncio.TimeoutError:
                     break
-            message = await self._lease(queue, incoming, lease_seconds)
+            message = await self._lease(queue, consumer, incoming, lease_seconds)
             if message is not None:
                 received.append(message)
         return received
 
-    async def _lease(self, queue: str, incoming: aiormq.abc.DeliveredMessage,
+    async def _lease(self, queue: str, consumer: Consumer, incoming: aiormq.abc.DeliveredMessage,
                      lease_seconds: float) -> ReceivedMessage | None:
         properties = _properties(incoming)
         headers = properties.headers or {}
@@ -166,9 +172,9 @@ class Consuming:
             log.warning("dead-lettering message %s of %r after %d deliveries", properties.message_id, queue, count - 1)
             clean = {k: v for k, v in headers.items() if k != PRIOR_RECEIVES_HEADER}
             await self._publish(dlq, incoming.body, headers=clean, message_id=properties.message_id, direct=True)
-            await _settle(incoming, ack=True)
+            await _settle(consumer.acks, incoming, ack=True)
             return None
-        lease = self._book.grant(incoming, lease_seconds)
+        lease = self._book.grant(incoming, consumer.acks, lease_seconds)
         stamp = properties.timestamp.timestamp() if properties.timestamp else None
         return ReceivedMessage(
             queue=queue,
@@ -182,7 +188,7 @@ class Consuming:
     async def _settle(self, lease: Lease, action: str) -> None:
         self._book.release(lease)
         try:
-            await _settle(lease.incoming, ack=action == "ack")
+            await _settle(lease.acks, lease.incoming, ack=action == "ack")
         except CONNECTION_ERRORS as exc:
             self._broken()
             raise LeaseLost(f"connection lost before {action}; the broker redelivers the message ({exc})") from exc

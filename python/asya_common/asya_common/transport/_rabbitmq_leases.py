@@ -14,7 +14,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from asya_common.transport._rabbitmq_guard import guarded
 from asya_common.transport.base import LeaseLost, ReceivedMessage
 
 REAP_INTERVAL = 0.1
@@ -25,6 +24,7 @@ class Lease:
     """One handed-out delivery (an aiormq ``DeliveredMessage``) and its deadline (``time.monotonic``)."""
 
     incoming: Any
+    acks: Any  # the ``_rabbitmq_acks.Acks`` of the delivery's channel: every ack and nack goes through it
     generation: int
     deadline: float
     lost: bool = False
@@ -56,8 +56,8 @@ class LeaseBook:
         self._leases.clear()
         self.generation += 1
 
-    def grant(self, incoming: Any, seconds: float) -> Lease:
-        lease = Lease(incoming, self.generation, time.monotonic() + seconds)
+    def grant(self, incoming: Any, acks: Any, seconds: float) -> Lease:
+        lease = Lease(incoming, acks, self.generation, time.monotonic() + seconds)
         self._leases[id(lease)] = lease
         return lease
 
@@ -83,8 +83,7 @@ class LeaseBook:
             now = time.monotonic()
             for lease in [lease for lease in self._leases.values() if lease.deadline < now]:
                 self.release(lease)
-                channel = lease.incoming.channel
                 try:  # a closed channel raises at once (the broker requeued the delivery already)
-                    await guarded(channel, channel.basic_nack(lease.incoming.delivery_tag, requeue=True))
+                    await lease.acks.nack(lease.incoming.delivery_tag)
                 except self._channel_errors:
                     pass  # the channel is gone: the broker requeues the delivery by itself
