@@ -129,7 +129,7 @@ class _Broker(_Channel):
         if not self.is_closed:
             self.close(aiormq.exceptions.ChannelPreconditionFailed(f"PRECONDITION_FAILED - unknown delivery tag {tag}"))
 
-    async def basic_ack(self, tag, multiple=False):
+    async def basic_ack(self, tag, multiple=False, wait=True):
         self.frames.append(("ack", tag, multiple))
         if self.hang:
             await asyncio.get_running_loop().create_future()
@@ -138,7 +138,8 @@ class _Broker(_Channel):
         settled = sorted(t for t in self.unsettled if t <= tag) if multiple else [tag]
         self.unsettled.difference_update(settled)
         self.acked += settled
-        await asyncio.sleep(0)  # the drain
+        if wait:
+            await asyncio.sleep(0)  # the drain
 
     async def basic_nack(self, tag, requeue=True):
         self.frames.append(("nack", tag, False))
@@ -218,22 +219,22 @@ async def test_acks_on_a_closed_channel_raise_and_a_close_before_the_flush_fails
         with pytest.raises(aiormq.exceptions.ChannelInvalidStateError):
             await asyncio.wait_for(call, 5)
     with pytest.raises(aiormq.exceptions.ChannelInvalidStateError):
-        acks.ack(1)
+        await acks.ack(1)
     assert broker.acked == []
 
 
 @pytest.mark.parametrize("seed", range(40))
 async def test_random_interleavings_ack_exactly_what_was_acked(seed):
-    """Deliveries, acks, nacks (some overtaken on the way out) and loop turns in a random order: the broker
-    settles each acked message once, never one that was not acked (still held or returned), and never sees an
-    unknown tag."""
+    """Deliveries, acks (some callers cancelled), nacks (some overtaken on the way out) and loop turns in a random
+    order: the broker settles each acked message once, never one that was not acked (still held or returned),
+    never sees a tag it already settled, and no ack waits forever."""
     import random
 
     from asya_common.transport._rabbitmq_acks import Acks
 
     rng, broker = random.Random(seed), _Broker()
-    acks, tasks, held, next_tag = Acks(broker), [], [], 1
-    acked, nacked = set(), set()
+    acks, tasks, held, next_tag = Acks(broker), {}, [], 1
+    acked, nacked, cancelled = set(), set(), set()
     for _ in range(300):
         step = rng.random()
         if step < 0.3 and len(held) < 40:
@@ -243,22 +244,31 @@ async def test_random_interleavings_ack_exactly_what_was_acked(seed):
         elif step < 0.65 and held:
             tag = held.pop(rng.randrange(len(held)))
             acked.add(tag)
-            tasks.append(asyncio.ensure_future(acks.ack(tag)))
+            tasks[tag] = asyncio.ensure_future(acks.ack(tag))
         elif step < 0.75 and held:
             tag = held.pop(rng.randrange(len(held)))
             nacked.add(tag)
             broker.gate = asyncio.get_running_loop().create_future() if rng.random() < 0.5 else None
-            tasks.append(asyncio.ensure_future(acks.nack(tag)))
+            tasks[tag] = asyncio.ensure_future(acks.nack(tag))
             if broker.gate is not None:
                 asyncio.get_running_loop().call_later(rng.random() * 0.002, broker.gate.set_result, None)
+        elif step < 0.78:
+            waiting = [tag for tag, task in tasks.items() if tag in acked and not task.done()]
+            if waiting:
+                tag = rng.choice(waiting)
+                tasks[tag].cancel()
+                cancelled.add(tag)
         else:
             for _ in range(rng.randrange(4)):
                 await asyncio.sleep(0)
     for tag in held:
         acked.add(tag)
-        tasks.append(asyncio.ensure_future(acks.ack(tag)))
-    await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 10)
+        tasks[tag] = asyncio.ensure_future(acks.ack(tag))
+    await asyncio.wait_for(asyncio.gather(*tasks.values(), return_exceptions=True), 10)
     assert broker.unknown == [], "a frame named a delivery tag that was already settled"
-    assert [task.exception() for task in tasks if task.exception()] == []
-    assert sorted(broker.acked) == sorted(acked) and sorted(broker.requeued) == sorted(nacked)
-    assert len(broker.acked) == len(set(broker.acked))
+    assert [t.exception() for t in tasks.values() if not t.cancelled() and t.exception()] == []
+    assert set(broker.acked) <= acked and acked - cancelled <= set(broker.acked)
+    assert len(broker.acked) == len(set(broker.acked)) and sorted(broker.requeued) == sorted(nacked)
+    broker.deliver(acks, next_tag)  # and the next ack still goes out
+    await asyncio.wait_for(acks.ack(next_tag), 5)
+    assert next_tag in broker.acked

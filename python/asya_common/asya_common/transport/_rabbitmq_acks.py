@@ -5,9 +5,12 @@ a ``send``), and on a quorum queue its own settle command in RabbitMQ. With conc
 messages of a consumer usually finish in the same turn (a batch of publisher confirms arrives in one read).
 
 :class:`Acks` keeps, per consumer channel, the delivery tags received and not yet settled, in delivery order
-(RabbitMQ numbers a channel's deliveries 1, 2, 3...). ``ack`` marks its tag done and one loop turn later the
-flush sends ONE ``multiple=True`` ack for the longest run of done tags from the OLDEST unsettled one, and a
-single ack for every other done tag: nothing waits for another message to finish. What keeps it safe:
+(RabbitMQ numbers a channel's deliveries 1, 2, 3...). ``ack`` marks its tag done; the first ack of a loop turn
+yields once and then sends, for every ack of that turn, ONE ``multiple=True`` ack for the longest run of done
+tags from the OLDEST unsettled one, and a single ack for every other done tag: nothing waits for another message
+to finish, and no Task is created. Acks that come while a batch is being sent form the next batch, sent by the
+first of them. The frames go into aiormq's write queue without waiting for each write (``wait=False``): the
+writer sends them in order. What keeps it safe:
 
 * a tag is done only once ``ack`` was called for it, and a multiple ack ends at a done tag and covers only
   tags that are done or already settled: a message still being processed, held, or being returned
@@ -15,15 +18,17 @@ single ack for every other done tag: nothing waits for another message to finish
   numbering, which should not happen; after one, no multiple ack crosses it);
 * ``nack`` is sent at once and on its own, and its tag is forgotten only after its frame was written, so no
   multiple ack can reach the broker before it;
-* one flush at a time per channel, so frames leave in the order they were decided;
-* every caller of ``ack`` waits for the flush that carries its tag and gets its error (a closed channel
-  raises ``ChannelInvalidStateError`` as before); a closed channel takes its pending tags with it (the
-  broker requeues those messages).
+* one batch at a time per channel, so frames leave in the order they were decided;
+* every caller of ``ack`` waits for the batch that carries its tag and gets its error: a closed channel raises
+  ``ChannelInvalidStateError`` as before (also when it closes while a frame waits for room in the write
+  queue); a closed channel takes its unsent acks with it (the broker requeues those messages). An ack whose
+  caller is cancelled is still sent, and a cancelled caller that was to send the next batch passes that on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 from typing import Any
 
@@ -31,18 +36,21 @@ import aiormq.exceptions
 
 from asya_common.transport._rabbitmq_guard import guarded
 
+_LEAD = object()  # what a waiting ack is woken with when it is to send the next batch
+
 
 class Acks:
-    """The unsettled deliveries of one consumer channel, and the acks waiting for the next flush."""
+    """The unsettled deliveries of one consumer channel, and the acks waiting for the next batch."""
 
     def __init__(self, channel: Any):
         self.channel = channel
         self._unsettled: dict[int, bool] = {}  # delivery tag -> done (ack called), in delivery order
         self._last = 0  # the highest tag delivered
         self._gap = math.inf  # the lowest tag that never reached the consumer: no multiple ack covers it
-        self._pending: list[int] = []  # done since the last flush
-        self._waiters: list[asyncio.Future] = []
-        self._flushing: asyncio.Task | None = None
+        self._pending: list[int] = []  # done, for the next batch
+        self._waiters: list[asyncio.Future] = []  # callers of the next batch
+        self._busy = False  # a batch is being sent; the next waits for it (one batch at a time)
+        self._orphans: asyncio.Task | None = None
 
     def delivered(self, tag: int) -> None:
         """Records a delivery (called in delivery order, before anyone can settle it)."""
@@ -51,23 +59,40 @@ class Acks:
         self._last = max(self._last, tag)
         self._unsettled[tag] = False
 
-    def ack(self, tag: int) -> asyncio.Future:
-        """Marks ``tag`` done; the returned future ends when the frame that acks it was written.
+    async def ack(self, tag: int) -> None:
+        """Marks ``tag`` done and returns once the frame that acks it is in aiormq's write queue.
+
+        The first caller of a loop turn leads: it yields once, so that every ack of this turn joins, and
+        sends them; acks that come while it sends wait, and the first of them leads the next batch.
 
         Raises:
-            aiormq.exceptions.ChannelInvalidStateError: The channel is closed (the broker requeued the
-                delivery); the returned future fails the same way if it closes before the flush.
+            aiormq.exceptions.ChannelInvalidStateError: The channel is closed, or closed while the frame
+                waited for room in the write queue (the broker requeues the delivery).
         """
         if self.channel.is_closed:
             raise aiormq.exceptions.ChannelInvalidStateError(f"{self.channel!r} is closed")
         if tag in self._unsettled:
             self._unsettled[tag] = True
         self._pending.append(tag)
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        if self._flushing is None:  # its first step runs one loop turn later, with every ack of this turn
-            self._flushing = asyncio.get_running_loop().create_task(self._flush())
-        return waiter
+        if self._busy:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                role = await waiter
+            except BaseException:
+                if waiter.done() and not waiter.cancelled() and waiter.exception() is None and waiter.result() is _LEAD:
+                    self._hand_off()  # cancelled after it was made the leader: pass the lead on
+                raise
+            if role is not _LEAD:
+                return
+        else:
+            self._busy = True
+            try:
+                await asyncio.sleep(0)  # one loop turn: the acks of this turn join this batch
+            except BaseException:
+                self._hand_off()
+                raise
+        await self._send()
 
     async def nack(self, tag: int) -> None:
         """Returns ``tag`` to its queue now, on its own (``basic.nack``, requeue).
@@ -97,26 +122,38 @@ class Acks:
                 frames.append((tag, False))
         return frames
 
-    async def _flush(self) -> None:
+    async def _send(self) -> None:
+        """Sends every pending ack (the caller leads), then passes the lead to a caller of the next batch."""
+        pending, waiters = self._pending, self._waiters
+        self._pending, self._waiters = [], []
         try:
-            while self._pending:
-                pending, waiters = self._pending, self._waiters
-                self._pending, self._waiters = [], []
-                try:
-                    for tag, multiple in self._frames(pending):
-                        await guarded(self.channel, self.channel.basic_ack(tag, multiple=multiple))
-                except BaseException as exc:
-                    error = exc if isinstance(exc, Exception) else aiormq.exceptions.ChannelInvalidStateError(
-                        f"{self.channel!r}: acks interrupted")
-                    for waiter in waiters + self._waiters:
-                        if not waiter.done():
-                            waiter.set_exception(error)
-                    self._pending, self._waiters = [], []
-                    if not isinstance(exc, Exception):
-                        raise
-                    return
-                for waiter in waiters:
-                    if not waiter.done():  # a caller cancelled meanwhile has a cancelled future
-                        waiter.set_result(None)
+            for tag, multiple in self._frames(pending):  # queued in order; nothing waits unless the queue is full
+                await guarded(self.channel, self.channel.basic_ack(tag, multiple=multiple, wait=False))
+        except BaseException as exc:
+            error = exc if isinstance(exc, Exception) else aiormq.exceptions.ChannelInvalidStateError(
+                f"{self.channel!r}: acks interrupted")
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_exception(error)
+            raise
+        else:
+            for waiter in waiters:
+                if not waiter.done():  # a caller cancelled meanwhile has a cancelled future
+                    waiter.set_result(None)
         finally:
-            self._flushing = None
+            self._hand_off()
+
+    def _hand_off(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.pop(0)
+            if not waiter.done():
+                waiter.set_result(_LEAD)
+                return
+        if self._pending:  # only acks whose callers were cancelled while they waited: sent all the same
+            self._orphans = asyncio.get_running_loop().create_task(self._send_orphans())
+            return
+        self._busy = False
+
+    async def _send_orphans(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._send()
