@@ -9,7 +9,8 @@ used to dead-letter and to return a message with a delay); this class only uses 
 Each consumed queue has its own channel and one :class:`Consumer` on it, shared by every ``receive`` of that
 queue: the broker pushes deliveries (up to the prefetch) into the consumer's buffer and ``receive`` takes them
 from there, granting each a client-side lease (``_rabbitmq_leases``). A delivery is settled on its own
-channel: ``basic.ack``, or ``basic.nack`` with requeue to return it.
+channel through the consumer's :class:`~asya_common.transport._rabbitmq_acks.Acks`: acks of one loop turn
+leave together (``basic.ack``, ``multiple`` where safe), a return is an immediate ``basic.nack`` with requeue.
 """
 
 from __future__ import annotations

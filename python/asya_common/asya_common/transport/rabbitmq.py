@@ -24,7 +24,8 @@ wait forever), so every write waits through ``_rabbitmq_guard.guarded``, which r
 
 This module owns the connection, the queue administration and depth; the per-message path is in two
 mixins next to it, ``_rabbitmq_publisher`` (send, confirms, delayed sends) and ``_rabbitmq_consumer``
-(consumers, prefetch, receive, leases, ack and nack), split out only to keep each module readable.
+(consumers, prefetch, receive, leases, ack and nack), split out only to keep each module readable;
+``_rabbitmq_acks`` sends the acks of one loop turn together (one ``multiple`` ack where that is safe).
 """
 
 from __future__ import annotations
