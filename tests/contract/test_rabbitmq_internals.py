@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -117,6 +118,7 @@ class _Broker(_Channel):
         self.frames: list[tuple[str, int, bool]] = []
         self.gate: asyncio.Future | None = None
         self.hang = False  # basic_ack waits forever (a frame stuck behind a full write queue)
+        self.full: Any = None  # when set, a callable: True makes this frame wait a loop turn for room in the queue
         self.unknown: list[int] = []
 
     def deliver(self, acks, *tags):
@@ -133,6 +135,8 @@ class _Broker(_Channel):
         self.frames.append(("ack", tag, multiple))
         if self.hang:
             await asyncio.get_running_loop().create_future()
+        if self.full is not None and self.full():
+            await asyncio.sleep(0)  # the frame takes its place in the queue only now
         if tag not in self.unsettled:
             return self._unknown(tag)
         settled = sorted(t for t in self.unsettled if t <= tag) if multiple else [tag]
@@ -233,6 +237,7 @@ async def test_random_interleavings_ack_exactly_what_was_acked(seed):
     from asya_common.transport._rabbitmq_acks import Acks
 
     rng, broker = random.Random(seed), _Broker()
+    broker.full = lambda: rng.random() < 0.2
     acks, tasks, held, next_tag = Acks(broker), {}, [], 1
     acked, nacked, cancelled = set(), set(), set()
     for _ in range(300):

@@ -22,7 +22,8 @@ writer sends them in order. What keeps it safe:
 * every caller of ``ack`` waits for the batch that carries its tag and gets its error: a closed channel raises
   ``ChannelInvalidStateError`` as before (also when it closes while a frame waits for room in the write
   queue); a closed channel takes its unsent acks with it (the broker requeues those messages). An ack whose
-  caller is cancelled is still sent, and a cancelled caller that was to send the next batch passes that on.
+  caller is cancelled is still sent; a cancelled caller that was to send the next batch passes that on, and
+  one cancelled while its batch waited for room in the write queue leaves the rest of the batch to a task.
 """
 
 from __future__ import annotations
@@ -126,22 +127,47 @@ class Acks:
         """Sends every pending ack (the caller leads), then passes the lead to a caller of the next batch."""
         pending, waiters = self._pending, self._waiters
         self._pending, self._waiters = [], []
+        frames = self._frames(pending)
         try:
-            for tag, multiple in self._frames(pending):  # queued in order; nothing waits unless the queue is full
-                await guarded(self.channel, self.channel.basic_ack(tag, multiple=multiple, wait=False))
-        except BaseException as exc:
-            error = exc if isinstance(exc, Exception) else aiormq.exceptions.ChannelInvalidStateError(
-                f"{self.channel!r}: acks interrupted")
-            for waiter in waiters:
-                if not waiter.done():
-                    waiter.set_exception(error)
+            await self._write(frames)
+        except asyncio.CancelledError:
+            # The caller's own cancel, while a frame waited for room in the write queue (so it is not queued):
+            # a task sends the rest, then the next batch may go.
+            self._orphans = asyncio.get_running_loop().create_task(self._finish(frames, waiters))
             raise
-        else:
-            for waiter in waiters:
-                if not waiter.done():  # a caller cancelled meanwhile has a cancelled future
-                    waiter.set_result(None)
-        finally:
+        except BaseException as exc:  # the channel is closed: every ack of this batch fails with it
+            self._resolve(waiters, exc)
             self._hand_off()
+            raise
+        self._resolve(waiters, None)
+        self._hand_off()
+
+    async def _write(self, frames: list[tuple[int, bool]]) -> None:
+        """Queues the frames in order (nothing waits unless the queue is full), removing each once it is queued."""
+        while frames:
+            tag, multiple = frames[0]
+            await guarded(self.channel, self.channel.basic_ack(tag, multiple=multiple, wait=False))
+            del frames[0]
+
+    async def _finish(self, frames: list[tuple[int, bool]], waiters: list[asyncio.Future]) -> None:
+        error: BaseException | None = None
+        try:
+            await self._write(frames)
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting callers
+            error = exc
+        self._resolve(waiters, error)
+        self._hand_off()
+
+    def _resolve(self, waiters: list[asyncio.Future], error: BaseException | None) -> None:
+        if error is not None and not isinstance(error, Exception):
+            error = aiormq.exceptions.ChannelInvalidStateError(f"{self.channel!r}: acks interrupted")
+        for waiter in waiters:
+            if waiter.done():  # a caller cancelled meanwhile
+                continue
+            if error is None:
+                waiter.set_result(None)
+            else:
+                waiter.set_exception(error)
 
     def _hand_off(self) -> None:
         while self._waiters:
