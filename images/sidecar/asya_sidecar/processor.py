@@ -2,7 +2,8 @@
 
 Every path ends in exactly one of: ack after all outputs are durably published (success, retry
 scheduled, error-end), nack (returned to the queue: shutdown, runtime restarted, publish failed),
-or the lease simply running out (sidecar killed). Nothing is acked before its successors exist.
+or the lease simply running out (sidecar killed, or a lease lost before the commit that publishes and
+acks at once on SQLite). Nothing is acked before its successors exist.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import traceback
 from typing import Any, Protocol
 
 from asya_common import envelope as env
-from asya_common.transport import MessageTooLarge, QueueNotFound, ReceivedMessage, Transport, TransportError
+from asya_common.transport import (AckFailed, LeaseLost, MessageTooLarge, QueueNotFound, ReceivedMessage, Transport,
+                                   TransportError)
 from asya_sidecar import error_routes, routing
 from asya_sidecar import finality
 from asya_common.status.model import PauseSpecError
@@ -198,16 +200,32 @@ class MessageProcessor:
 
     async def _finish(self, message: ReceivedMessage, outputs: list[dict[str, Any]], outcome: str,
                       delay: float = 0.0, own_queue: bool = False) -> None:
-        """Publishes every output durably, then acks the input."""
+        """Publishes every output durably, then acks the input.
+
+        Outputs for one queue (the usual case) go with the ack in one ``Transport.forward`` call. On SQLite
+        that is one commit, and a lost lease raises ``LeaseLost`` with nothing published: the message is
+        counted ``returned`` (its next consumer makes the outputs). Outputs for several queues are published
+        together and the ack follows. A failed ack after a durable publish is only logged.
+        """
         started = time.perf_counter()
         self._tracer.outputs(outputs)  # each output continues the trace; fan-out children get a span each
         by_queue: dict[str, list[dict[str, Any]]] = {}
         for output in outputs:
             destination = self._settings.actor if own_queue else output["route"]["curr"]
             by_queue.setdefault(destination, []).append(output)
-        if len(by_queue) == 1:
+        acked = len(by_queue) == 1  # one queue: publish and ack in one transport call (one commit on SQLite)
+        if acked:
             ((dest, batch),) = by_queue.items()
-            await self._publish(env.queue_name(dest, self._prefix), batch, delay)
+            try:
+                await self._publish(env.queue_name(dest, self._prefix), batch, delay, ack=message)
+            except LeaseLost as exc:  # nothing published, nothing acked: its next consumer produces the outputs
+                self._log.warning("lease lost before the outputs were committed; nothing published, the message "
+                                  "goes to its next consumer", error=str(exc), message_id=message.message_id)
+                self._metrics.outcome("returned")
+                return
+            except AckFailed as exc:  # outputs exist; a redelivery only duplicates (at-least-once)
+                self._log.warning("ack failed; message may be redelivered", error=str(exc.error),
+                                  message_id=message.message_id)
         else:
             await asyncio.gather(*(self._publish(env.queue_name(dest, self._prefix), batch, delay)
                                    for dest, batch in by_queue.items()))
@@ -215,19 +233,28 @@ class MessageProcessor:
             for _ in batch:
                 self._metrics.published(dest)
         self._metrics.publish_seconds.observe(time.perf_counter() - started)
-        await self._ack(message)
+        if not acked:
+            await self._ack(message)
         self._metrics.outcome(outcome)
 
-    async def _publish(self, queue: str, outputs: list[dict[str, Any]], delay: float = 0.0) -> None:
+    async def _publish(self, queue: str, outputs: list[dict[str, Any]], delay: float = 0.0,
+                       ack: ReceivedMessage | None = None) -> None:
+        """Publishes ``outputs`` durably; with ``ack``, acks that message after them (``Transport.forward``).
+
+        Raises:
+            PublishFailed: The broker did not take the outputs; nothing was acked.
+            MessageTooLarge, QueueNotFound, LeaseLost, AckFailed: As ``Transport.forward`` raises them.
+        """
         now = time.time() + delay
         bodies = []
         for output in outputs:
             output.setdefault("headers", {})[env.H_SENT_AT] = now
             bodies.append(self._fit(queue, output, env.dumps(output)))
+        send = (self._transport.send_many(queue, bodies, delay_seconds=delay) if ack is None
+                else self._transport.forward(ack, queue, bodies, delay_seconds=delay))
         try:
-            await self._tracer.publish(queue, len(bodies),
-                                       self._transport.send_many(queue, bodies, delay_seconds=delay))
-        except (MessageTooLarge, QueueNotFound):
+            await self._tracer.publish(queue, len(bodies), send)
+        except (MessageTooLarge, QueueNotFound, LeaseLost, AckFailed):
             raise
         except TransportError as exc:
             raise PublishFailed(f"{queue}: {exc}") from exc
