@@ -4,6 +4,8 @@ Systems (each a 3-stage no-op pipeline, quorum queues, persistent messages, publ
 ack only after the confirmed publish):
 
 * ``asya cN``: our sidecar + runtime per stage (``asya dev`` processes), ``ASYA_CONCURRENCY=N``;
+* ``image cN``: the same on the sidecar image's Python version with only the packages its Dockerfile
+  installs (``benchmarks.image_python``): the memory and CPU a deployed sidecar has;
 * ``relay pN``: a bare aio-pika relay per stage (``benchmarks.pika_stage``), prefetch N;
 * ``celery``: a Celery chain ``a | b | c | sink``, one prefork worker ``-c 1`` per queue
   (``benchmarks.celery_chain``; skipped with a reason when Celery is not installed).
@@ -36,6 +38,7 @@ import aio_pika
 from asya_common.settings import load_settings
 from asya_common.transport import TransportSettings
 from benchmarks import procstat
+from benchmarks.image_python import image_python
 from benchmarks.stats import latency_percentiles
 from benchmarks.systems import STAGES, Running, _url, asya, celery, relay
 
@@ -158,6 +161,9 @@ SYSTEMS: dict[str, Callable[[TransportSettings, Any], Any]] = {
 BASELINE_TREE: str | None = None  # --baseline: "before c1"/"before c8" run our processes from that checkout
 SYSTEMS.update({f"before c{n}": (lambda n: lambda s, c: asya(s, c, n, BASELINE_TREE))(n) for n in (1, 8)})
 SYSTEMS["before default"] = lambda s, c: asya(s, c, 0, BASELINE_TREE)
+# "image cN": this tree on the sidecar image's Python and packages only (benchmarks/image_python.py)
+SYSTEMS.update({f"image c{n}": (lambda n: lambda s, c: asya(s, c, n, python=image_python()))(n)
+                for n in (1, 8)})
 
 
 def system(name: str) -> Callable[[TransportSettings, Any], Any]:
@@ -218,14 +224,14 @@ def report(results: dict[str, list[dict[str, Any]]], rates: list[float]) -> str:
         roles = rows[0]["cpu_ms"]
         cpu = " + ".join(f"{role} {_med([r['cpu_ms'][role] for r in rows], '{:.2f}')}" for role in roles)
         total = _med([sum(r["cpu_ms"].values()) for r in rows], "{:.2f}")
-        rss = ", ".join(f"{role} {_med([r['rss_mb'][role] for r in rows], '{:.0f}')}" for role in roles)
+        rss = ", ".join(f"{role} {_med([r['rss_mb'][role] for r in rows], '{:.1f}')}" for role in roles)
         lines.append(f"| {name} | {_med([r['hops_per_s'] for r in rows])} | {lat} | {cpu} (= {total}) | {rss} | "
                      f"{sum(r['lost'] for r in rows)} | {sum(r['duplicated'] for r in rows)} |")
     med = {name: statistics.median([r["hops_per_s"] for r in rows]) for name, rows in results.items() if rows}
     for side in ("asya", "before"):  # ASYA_CONCURRENCY defaults to 1: "default" is the c1 row when not run apart
         if f"{side} default" not in med and f"{side} c1" in med:
             med[f"{side} default"] = med[f"{side} c1"]
-    ratios = [("asya c8", "before c8"), ("asya c1", "before c1"),
+    ratios = [("asya c8", "before c8"), ("asya c1", "before c1"), ("image c8", "relay p8"),
               ("asya c8", "relay p8"), ("asya default", "relay p1"), ("asya default", "celery"),
               ("asya c8", "celery")]
     lines.append("")
@@ -241,8 +247,9 @@ async def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--latency-n", type=int, default=200, help="envelopes per paced run at 100/s (scaled by rate)")
     parser.add_argument("--rates", default="50,250", help="paced rates in envelopes per second")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--systems", default="asya c1,asya c8,relay p1,relay p8,celery",
-                        help="also: 'asya default' (no ASYA_CONCURRENCY set), 'before c1/c8/default' (--baseline)")
+    parser.add_argument("--systems", default="asya c1,asya c8,image c8,relay p1,relay p8,celery",
+                        help="also: 'asya default' (no ASYA_CONCURRENCY set), 'image c1', 'aiormq p1/p8', "
+                             "'before c1/c8/default' (--baseline)")
     parser.add_argument("--baseline", default=None,
                         help="a checkout (e.g. `git archive` of an older commit) measured as 'before cN' systems")
     args = parser.parse_args(argv)

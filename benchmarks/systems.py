@@ -91,10 +91,11 @@ async def _exchange_publisher(connection, settings: TransportSettings, first: st
 
 @asynccontextmanager
 async def asya(settings: TransportSettings, connection, concurrency: int,
-               tree: str | None = None, prefetch: int = 0) -> AsyncIterator[Running]:
+               tree: str | None = None, prefetch: int = 0, python: str | None = None) -> AsyncIterator[Running]:
     """Our pipeline: a sidecar + runtime per stage, started like ``asya dev`` does.
 
     ``tree``: another checkout's packages (``--baseline``) put first on the children's PYTHONPATH.
+    ``python``: the children's interpreter (``benchmarks.image_python`` for ``image cN``).
     """
     from asya_cli.dev import DevMesh
     from asya_cli.values import ActorSpec
@@ -112,7 +113,8 @@ async def asya(settings: TransportSettings, connection, concurrency: int,
             roots = [Path(tree) / p for p in ("python/asya_common", "images/runtime", "images/sidecar",
                                               "python/asya_cli")]
             base_env["PYTHONPATH"] = os.pathsep.join([*map(str, roots), *filter(None, [os.environ.get("PYTHONPATH")])])
-        mesh = DevMesh(specs, settings, state, base_env, out=quiet, with_crew=False)
+        mesh = DevMesh(specs, settings, state, base_env, out=quiet, with_crew=False,
+                       python=python or sys.executable)
         task = asyncio.create_task(mesh.run())
         try:
             deadline = time.monotonic() + 120

@@ -2,8 +2,9 @@
 
 The shared suite proves the queue semantics; these tests pin what is particular to the SQLite file:
 writes queued together share one commit yet fail alone, an idle receive never waits for another
-process's write lock, the ``synchronous`` mode is the one configured, and a message ``send`` returned
-for survives a kill -9 of the sender in the default mode.
+process's write lock, the ``synchronous`` mode is the one configured, a message ``send`` returned
+for survives a kill -9 of the sender in the default mode, and ``forward`` writes a message's outputs and
+its ack in one commit (a lost lease or a kill -9 never leaves outputs of an input that is still queued).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from asya_common.transport import LeaseLost, QueueSpec, TransportSettings, create_transport
+from asya_common.transport import LeaseLost, QueueNotFound, QueueSpec, TransportSettings, create_transport
 from tests.contract.helpers import drain, receive_one
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -144,3 +145,74 @@ async def test_sent_messages_survive_kill_9_of_the_sender(sq, sqlite_settings_fi
     bodies = [int(m.body) for m in received]
     assert len(bodies) == len(set(bodies)), "a message was stored twice"
     assert sent <= set(bodies), f"lost after kill -9: {sorted(sent - set(bodies))[:10]}"
+
+
+async def test_forward_after_the_lease_expired_and_was_taken_leaves_no_output(sq):
+    await sq.send("asya-a", b"input")
+    stale = await receive_one(sq, "asya-a", within=5, lease=0.2)
+    await asyncio.sleep(0.3)  # its lease runs out; another consumer leases it (a new token)
+    (taken,) = await sq.receive("asya-a", wait_seconds=1.0)
+    with pytest.raises(LeaseLost):
+        await sq.forward(stale, "asya-empty", [b"output"])
+    assert (await sq.depth("asya-empty")).total == 0, "a lost lease published its output"
+    await sq.forward(taken, "asya-empty", [b"output"])
+    assert [m.body for m in await drain(sq, "asya-empty", 2, within=2)] == [b"output"]
+    assert (await sq.depth("asya-a")).total == 0
+
+
+async def test_forward_after_the_lease_expired_but_nobody_took_it_commits_once(sq):
+    await sq.send("asya-a", b"input")
+    late = await receive_one(sq, "asya-a", within=5, lease=0.2)
+    await asyncio.sleep(0.3)  # expired, but still carrying our token: the delete and the insert are one commit
+    await sq.forward(late, "asya-empty", [b"output"])
+    assert (await sq.depth("asya-a")).total == 0 and (await sq.depth("asya-empty")).total == 1
+
+
+async def test_forwards_sharing_one_commit_fail_alone(sq):
+    await sq.send_many("asya-a", [b"stale", b"fresh"])
+    stale = await receive_one(sq, "asya-a", within=5, lease=0.2)
+    await asyncio.sleep(0.3)
+    again = {m.body: m for m in await sq.receive("asya-a", max_messages=2, wait_seconds=1.0)}
+    gate, blocker = await _held_executor(sq)
+    calls = [asyncio.ensure_future(c) for c in (
+        sq.forward(stale, "asya-empty", [b"from the stale lease"]),  # lost lease: nothing of it lands
+        sq.forward(again[b"fresh"], "asya-missing", [b"nowhere"]),  # missing queue: the delete is rolled back
+        sq.forward(again[b"stale"], "asya-empty", [b"stale-1", b"stale-2"]),
+    )]
+    await asyncio.sleep(0.05)
+    gate.set()
+    await blocker
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    assert isinstance(results[0], LeaseLost) and isinstance(results[1], QueueNotFound) and results[2] is None
+    out = await drain(sq, "asya-empty", 3, within=2)
+    assert sorted(m.body for m in out) == [b"stale-1", b"stale-2"]
+    await sq.ack(again[b"fresh"])  # the failed forward left it leased to its owner
+    assert (await sq.depth("asya-a")).total == 0
+
+
+async def test_forwarder_killed_with_sigkill_publishes_each_output_once_or_keeps_its_input(sq, sqlite_settings_file):
+    """Outputs and ack in one commit: after a kill -9, each input either left with its output or is still queued."""
+    count = 400
+    await sq.send_many("asya-a", [str(i).encode() for i in range(count)])
+    child = subprocess.Popen(
+        [sys.executable, "-m", "tests.contract.forwarder_process", json.dumps(dataclasses.asdict(sqlite_settings_file)),
+         "asya-a", "asya-empty", "1.0"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    forwarded = 0
+    try:
+        while forwarded < 100:
+            line = await asyncio.wait_for(asyncio.to_thread(child.stdout.readline), 60)
+            if not line:
+                break
+            forwarded += line.startswith("FORWARDED")
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(10)
+    assert forwarded >= 100, f"the forwarder did not get going: {child.stderr.read()[-3000:]}"
+    outputs, left = [], []
+    deadline = time.monotonic() + 60
+    while len(outputs) + len(left) < count and time.monotonic() < deadline:  # the child's 1 s leases run out
+        outputs += [int(m.body) for m in await drain(sq, "asya-empty", count, within=0.5)]
+        left += [int(m.body) for m in await drain(sq, "asya-a", count, within=0.5)]
+    assert len(outputs) == len(set(outputs)), "an output was published twice"
+    assert not set(outputs) & set(left), "an input was forwarded and is still queued"
+    assert sorted(outputs + left) == list(range(count)), "an input was lost"

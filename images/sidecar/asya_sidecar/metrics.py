@@ -26,7 +26,8 @@ class SidecarMetrics:
                                          buckets=_LATENCY_BUCKETS, registry=registry).labels(actor)
         self.queue_wait_seconds = Histogram("asya_queue_wait_seconds", "Time from publish to receive", labels,
                                             buckets=_LATENCY_BUCKETS, registry=registry).labels(actor)
-        self.publish_seconds = Histogram("asya_publish_duration_seconds", "Time to durably publish all outputs",
+        self.publish_seconds = Histogram("asya_publish_duration_seconds",
+                                         "Time to durably publish all outputs (with the ack when all go to one queue)",
                                          labels, buckets=_LATENCY_BUCKETS, registry=registry).labels(actor)
         self._restarts = Counter("asya_runtime_restarts", "Runtime restarts requested by the sidecar",
                                  [*labels, "reason"], registry=registry)

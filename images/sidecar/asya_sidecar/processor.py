@@ -2,7 +2,9 @@
 
 Every path ends in exactly one of: ack after all outputs are durably published (success, retry
 scheduled, error-end), nack (returned to the queue: shutdown, runtime restarted, publish failed),
-or the lease simply running out (sidecar killed). Nothing is acked before its successors exist.
+or the lease simply running out (sidecar killed, or a lease lost before the commit that publishes and
+acks at once on SQLite). Nothing is acked before its successors exist. This module decides which ending
+a message gets; ``outbox.py`` publishes and settles it.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import traceback
 from typing import Any, Protocol
 
 from asya_common import envelope as env
-from asya_common.transport import MessageTooLarge, QueueNotFound, ReceivedMessage, Transport, TransportError
+from asya_common.transport import MessageTooLarge, QueueNotFound, ReceivedMessage, Transport
 from asya_sidecar import error_routes, routing
 from asya_sidecar import finality
 from asya_common.status.model import PauseSpecError
@@ -21,6 +23,7 @@ from asya_sidecar import pause
 from asya_sidecar.backoff import retry_delay
 from asya_sidecar.metrics import SidecarMetrics
 from asya_sidecar.nonretryable import is_non_retryable
+from asya_sidecar.outbox import Outbox, PublishFailed
 from asya_sidecar.handler_calls import HandlerCalls
 from asya_sidecar.lease_keeper import LeaseKeeper
 from asya_sidecar.runtime_client import RuntimeClient, RuntimeUnavailable
@@ -38,10 +41,6 @@ class ProgressReporter(Protocol):
     # Optional (``asya_sidecar.events.StoreEvents`` has them): fly(envelope_id, actor, data) queues a
     # chunk without waiting, flush() waits a bounded time for queued events, park(envelope, spec, actor)
     # writes a pause durably.
-
-
-class PublishFailed(RuntimeError):
-    """Outputs could not be durably published; the input must not be acked."""
 
 
 class MessageProcessor:
@@ -68,6 +67,7 @@ class MessageProcessor:
         self._tracer = tracer or NoTracer()
         self._terminal = settings.actor in env.TERMINAL_ACTORS
         self._leases = LeaseKeeper(transport, settings.lease_seconds, log)
+        self._outbox = Outbox(settings, transport, metrics, log, queue_prefix, self._tracer)
         self._calls = HandlerCalls(settings, runtime, metrics, log, progress, self._tracer)
         self.held = self._calls.held  # how many messages to hold (the receive loop reads it)
 
@@ -79,15 +79,15 @@ class MessageProcessor:
         try:
             await self._process(message)
         except asyncio.CancelledError:
-            await self._return(message, "shutdown")
+            await self._outbox.hand_back(message, "shutdown")
             raise
         except PublishFailed as exc:
             self._log.error("publish failed; message returned to the queue", error=str(exc),
                             message_id=message.message_id)
-            await self._return(message, "publish_failed", delay=min(5.0, self._settings.lease_seconds))
+            await self._outbox.hand_back(message, "publish_failed", delay=min(5.0, self._settings.lease_seconds))
         except RuntimeUnavailable as exc:
             self._log.error("runtime unavailable; message returned to the queue", error=str(exc))
-            await self._return(message, "runtime_unavailable", delay=1.0)
+            await self._outbox.hand_back(message, "runtime_unavailable", delay=1.0)
         except Exception as exc:  # noqa: BLE001 - never a crashed task and a redelivery loop
             await self._unhandled(message, exc)
         finally:
@@ -101,7 +101,7 @@ class MessageProcessor:
             self._log.warning("malformed message sent to error-end", reason=exc.reason, message_id=message.message_id)
             wrapped = env.wrap_malformed(message.body, exc.reason, actor=self._settings.actor,
                                          message_id=message.message_id)
-            await self._finish(message, [wrapped], "malformed")
+            await self._outbox.finish(message, [wrapped], "malformed")
             return
         self._tracer.envelope(envelope)  # hop span; sets headers.traceparent for the runtime and outputs
         log = self._log.bind(envelope_id=envelope["id"])
@@ -114,14 +114,14 @@ class MessageProcessor:
                                 f"{self._settings.actor!r}", "traceback": ""}
             log.warning("route mismatch sent to error-end", curr=envelope["route"]["curr"])
             failed = routing.failed_envelope(envelope, error, routing.attempt_of(envelope), self._settings.actor)
-            await self._finish(message, [failed], "route_mismatch")
+            await self._outbox.finish(message, [failed], "route_mismatch")
             return
         problem = finality.not_before_problem(envelope, float(self._policy.max_interval))
         if problem:
             log.warning("invalid retry time sent to error-end", reason=problem)
             error = {"type": "InvalidHeader", "message": problem, "traceback": ""}
             failed = routing.failed_envelope(envelope, error, routing.attempt_of(envelope), self._settings.actor)
-            await self._finish(message, [failed], "invalid_header")
+            await self._outbox.finish(message, [failed], "invalid_header")
             return
         wait = routing.not_before(envelope) - time.time()
         if wait > 0.05:
@@ -134,12 +134,12 @@ class MessageProcessor:
         attempt = routing.attempt_of(envelope)
         frame = await self._calls.call(message, envelope, attempt, log)  # the next call overlaps this publish
         if frame is None:  # not the handler's failure (the runtime was restarted for another call)
-            await self._return(message, "returned")
+            await self._outbox.hand_back(message, "returned")
             return
         if frame.get("type") == "result":
             outputs = frame.get("outputs") or []
             if self._terminal:
-                await self._ack(message)
+                await self._outbox.ack(message)
                 self._metrics.outcome("succeeded")
                 return
             try:
@@ -155,13 +155,13 @@ class MessageProcessor:
                 await self._progress.spawned(envelope["id"], [o["id"] for o in routed[1:]], self._settings.actor)
             await self._flush_events()
             try:
-                await self._finish(message, routed, "succeeded")
+                await self._outbox.finish(message, routed, "succeeded")
             except (MessageTooLarge, QueueNotFound) as exc:
                 await self._failed(message, envelope, _error_of(exc), attempt, log)
             return
         error = frame.get("error") or {"type": "Error", "message": str(frame)}
         if error.get("type") == "ShuttingDown":  # the runtime is stopping; the handler never ran
-            await self._return(message, "returned", delay=1.0)
+            await self._outbox.hand_back(message, "returned", delay=1.0)
             return
         await self._failed(message, envelope, error, attempt, log)
 
@@ -178,75 +178,23 @@ class MessageProcessor:
             retry = routing.retry_envelope(envelope, error, attempt, delay)
             self._tracer.event("retry scheduled", attempt=attempt, next_attempt=attempt + 1, delay=delay,
                                error_type=str(error.get("type")))
-            await self._finish(message, [retry], "retried", delay=delay, own_queue=True)
+            await self._outbox.finish(message, [retry], "retried", delay=delay, own_queue=True)
             return
         caught = None if self._terminal else error_routes.caught_envelope(envelope, error, self._settings.actor)
         if caught is not None:  # the route's error branch (Flow DSL try/except) takes it instead of error-end
             log.warning("handler failed; continuing on the route's error branch", attempt=attempt,
                         error_type=error.get("type"), next_actor=caught["route"]["curr"])
-            await self._finish(message, [caught], "caught")
+            await self._outbox.finish(message, [caught], "caught")
             return
         log.error("handler failed; attempts exhausted, sent to error-end", attempt=attempt,
                   error_type=error.get("type"), error=error.get("message"))
         failed = routing.failed_envelope(envelope, error, attempt, self._settings.actor)
         if self._terminal:  # a crew actor that cannot record: park in its own DLQ for a person
-            await self._publish(env.dlq_name(self._settings.actor, self._prefix), [failed])
-            await self._ack(message)
+            await self._outbox.publish(env.dlq_name(self._settings.actor, self._prefix), [failed])
+            await self._outbox.ack(message)
             self._metrics.outcome("failed")
             return
-        await self._finish(message, [failed], "failed")
-
-    async def _finish(self, message: ReceivedMessage, outputs: list[dict[str, Any]], outcome: str,
-                      delay: float = 0.0, own_queue: bool = False) -> None:
-        """Publishes every output durably, then acks the input."""
-        started = time.perf_counter()
-        self._tracer.outputs(outputs)  # each output continues the trace; fan-out children get a span each
-        by_queue: dict[str, list[dict[str, Any]]] = {}
-        for output in outputs:
-            destination = self._settings.actor if own_queue else output["route"]["curr"]
-            by_queue.setdefault(destination, []).append(output)
-        if len(by_queue) == 1:
-            ((dest, batch),) = by_queue.items()
-            await self._publish(env.queue_name(dest, self._prefix), batch, delay)
-        else:
-            await asyncio.gather(*(self._publish(env.queue_name(dest, self._prefix), batch, delay)
-                                   for dest, batch in by_queue.items()))
-        for dest, batch in by_queue.items():
-            for _ in batch:
-                self._metrics.published(dest)
-        self._metrics.publish_seconds.observe(time.perf_counter() - started)
-        await self._ack(message)
-        self._metrics.outcome(outcome)
-
-    async def _publish(self, queue: str, outputs: list[dict[str, Any]], delay: float = 0.0) -> None:
-        now = time.time() + delay
-        bodies = []
-        for output in outputs:
-            output.setdefault("headers", {})[env.H_SENT_AT] = now
-            bodies.append(self._fit(queue, output, env.dumps(output)))
-        try:
-            await self._tracer.publish(queue, len(bodies),
-                                       self._transport.send_many(queue, bodies, delay_seconds=delay))
-        except (MessageTooLarge, QueueNotFound):
-            raise
-        except TransportError as exc:
-            raise PublishFailed(f"{queue}: {exc}") from exc
-
-    def _fit(self, queue: str, output: dict[str, Any], body: bytes) -> bytes:
-        """An error-end record over the size limit is shrunk to fit (truncated body, said so).
-
-        The limit is the broker's (less room for its own encoding) or ``ASYA_MAX_MESSAGE_BYTES``, if lower.
-        """
-        limits = [self._transport.max_message_bytes - 4096 if self._transport.max_message_bytes else 0,
-                  self._settings.max_message_bytes]
-        limit = min([n for n in limits if n > 0], default=0)
-        if limit <= 0 or len(body) <= limit:
-            return body
-        if not finality.is_final(output, self._settings.actor):
-            raise MessageTooLarge(queue, len(body), limit)
-        self._log.warning("error-end record over the size limit; truncated", size=len(body), limit=limit,
-                          envelope_id=output.get("id"))
-        return finality.fit_final(output, body, limit)
+        await self._outbox.finish(message, [failed], "failed")
 
     async def _unhandled(self, message: ReceivedMessage, exc: Exception) -> None:
         """Any exception while handling a message: error-end record with the raw body, then ack."""
@@ -257,28 +205,14 @@ class MessageProcessor:
                                                message_id=message.message_id)
             queue = (env.dlq_name(self._settings.actor, self._prefix) if self._terminal
                      else env.queue_name(env.ERROR_END, self._prefix))
-            await self._publish(queue, [record])
+            await self._outbox.publish(queue, [record])
         except Exception as publish_exc:  # noqa: BLE001 - cannot park it: the broker gets it back
             self._log.error("could not park the message; returned to the queue", error=str(publish_exc),
                             message_id=message.message_id)
-            await self._return(message, "publish_failed", delay=min(5.0, self._settings.lease_seconds))
+            await self._outbox.hand_back(message, "publish_failed", delay=min(5.0, self._settings.lease_seconds))
             return
-        await self._ack(message)
+        await self._outbox.ack(message)
         self._metrics.outcome("unhandled")
-
-    async def _ack(self, message: ReceivedMessage) -> None:
-        try:
-            await self._transport.ack(message)
-        except TransportError as exc:  # outputs exist; a redelivery only duplicates (at-least-once)
-            self._log.warning("ack failed; message may be redelivered", error=str(exc),
-                              message_id=message.message_id)
-
-    async def _return(self, message: ReceivedMessage, outcome: str, delay: float = 0.0) -> None:
-        try:
-            await asyncio.shield(self._transport.nack(message, delay_seconds=delay))
-        except (TransportError, asyncio.CancelledError) as exc:  # lease expiry returns it anyway
-            self._log.warning("nack failed; message returns when its lease expires", error=str(exc))
-        self._metrics.outcome(outcome)
 
     async def _flush_events(self) -> None:
         """Lets queued chunks reach the store before the outputs (bounded by ASYA_EVENTS_FLUSH_TIMEOUT)."""
@@ -299,10 +233,10 @@ class MessageProcessor:
             new = await park(output, spec, self._settings.actor)
         except Exception as exc:  # noqa: BLE001 - the store is down: keep the message, try again later
             log.error("could not park the paused envelope; message returned to the queue", error=str(exc))
-            await self._return(message, "park_failed", delay=min(5.0, self._settings.lease_seconds))
+            await self._outbox.hand_back(message, "park_failed", delay=min(5.0, self._settings.lease_seconds))
             return
         log.info("envelope paused; waiting for resume", next_actor=output["route"]["curr"], redelivery=not new)
-        await self._ack(message)
+        await self._outbox.ack(message)
         self._metrics.outcome("paused")
 
 

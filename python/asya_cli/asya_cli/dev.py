@@ -100,10 +100,13 @@ class DevMesh:
         base_env: Environment the children inherit (PATH, HOME...).
         out: Where the state table is printed.
         with_crew: Also run happy-end and error-end (benchmarks drain happy-end themselves).
+        reload: Restart an actor when its source changes (``asya dev --reload``).
+        python: The interpreter of the runtimes and sidecars (benchmarks run them as in the images).
     """
 
     def __init__(self, actors: list[ActorSpec], transport_settings: TransportSettings, state_dir: Path,
-                 base_env: dict[str, str], out: TextIO = sys.stdout, with_crew: bool = True, reload: bool = False):
+                 base_env: dict[str, str], out: TextIO = sys.stdout, with_crew: bool = True, reload: bool = False,
+                 python: str = sys.executable):
         self.reload = reload  # `asya dev --reload` (devwatch.py)
         self.state_dir = state_dir
         self.transport_settings = transport_settings
@@ -126,10 +129,10 @@ class DevMesh:
                 {k: v for k, v in env_.items() if k not in spec.defaulted or k not in base_env}
                 for env_ in (spec.runtime_env, spec.sidecar_env))
             self.processes.append(ManagedProcess(
-                spec.name, "runtime", [sys.executable, "-m", "asya_runtime"],
+                spec.name, "runtime", [python, "-m", "asya_runtime"],
                 {**common, **runtime_env, "PYTHONPATH": pythonpath}, logs / f"{spec.name}.runtime.log"))
             self.processes.append(ManagedProcess(
-                spec.name, "sidecar", [sys.executable, "-m", "asya_sidecar"],
+                spec.name, "sidecar", [python, "-m", "asya_sidecar"],
                 {**common, **transport_env, **sidecar_env, "ASYA_METRICS_PORT": "0", "ASYA_METRICS_HOST": "127.0.0.1",
                  "ASYA_STATUS_DB": self.status_db if with_crew else ""},
                 logs / f"{spec.name}.sidecar.log"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 
 from asya_common.transport.base import (
+    AckFailed,
     EnsureResult,
     LeaseLost,
     MessageTooLarge,
@@ -49,6 +50,7 @@ def create_transport(settings: TransportSettings) -> Transport:
 
 __all__ = [
     "TRANSPORTS",
+    "AckFailed",
     "EnsureResult",
     "LeaseLost",
     "MessageTooLarge",

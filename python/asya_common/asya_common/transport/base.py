@@ -15,6 +15,8 @@ Semantics every implementation must keep:
   the queue's dead-letter queue instead of being delivered again.
 * ``nack(delay_seconds=d)`` makes the message visible again after about ``d`` seconds.
 * ``depth`` counts ready, in-flight (leased) and delayed messages separately.
+* ``forward`` publishes a message's outputs and then acks it; a transport that can do both in one
+  atomic write (SQLite) raises ``LeaseLost`` from it only when nothing was published.
 """
 
 from __future__ import annotations
@@ -47,6 +49,19 @@ class LeaseLost(TransportError):
     def expired(cls, message: "ReceivedMessage") -> "LeaseLost":
         """The error for a lease that ran out before the message was settled."""
         return cls(f"lease of message {message.message_id} on {message.queue!r} expired; it will be redelivered")
+
+
+class AckFailed(TransportError):
+    """``forward`` published the outputs durably, but the ack that followed failed.
+
+    The message may be delivered again and its outputs published twice (at-least-once). The ack's own
+    error (often :class:`LeaseLost`) is ``__cause__`` and :attr:`error`.
+    """
+
+    def __init__(self, message: "ReceivedMessage", error: BaseException):
+        super().__init__(f"outputs of message {message.message_id} on {message.queue!r} are published, "
+                         f"but its ack failed: {error}")
+        self.error = error
 
 
 @dataclass(frozen=True)
@@ -219,6 +234,35 @@ class Transport(abc.ABC):
         """Publishes several bodies; returns once all are durable. Brokers may override to batch."""
         for body in bodies:
             await self.send(queue, body, delay_seconds=delay_seconds)
+
+    async def forward(self, message: ReceivedMessage, queue: str, bodies: list[bytes], *,
+                      delay_seconds: float = 0.0) -> None:
+        """Publishes ``bodies`` durably to ``queue``, then acks ``message`` (one hop of the sidecar).
+
+        This default is :meth:`send_many` followed by :meth:`ack`, two steps: when the ack fails the
+        outputs already exist, and a redelivery of ``message`` publishes them again. A transport that
+        can commit both in one write overrides it (SQLite: the inserts and the delete are one commit,
+        so a lost lease publishes nothing).
+
+        Args:
+            message: The leased input message.
+            queue: Where every body goes.
+            bodies: The outputs, published in this order.
+            delay_seconds: Visibility delay of every body.
+
+        Raises:
+            MessageTooLarge: A body is over :attr:`max_message_bytes`; nothing was published or acked.
+            QueueNotFound: ``queue`` does not exist; nothing was acked.
+            LeaseLost: The lease of ``message`` was lost before anything was published (atomic
+                transports only); nothing was acked, and the message goes to its next consumer.
+            AckFailed: The outputs are durable but the ack failed (two-step transports only).
+            TransportError: The broker did not confirm the outputs; nothing was acked.
+        """
+        await self.send_many(queue, bodies, delay_seconds=delay_seconds)
+        try:
+            await self.ack(message)
+        except TransportError as exc:
+            raise AckFailed(message, exc) from exc
 
     def check_size(self, queue: str, body: bytes) -> None:
         """Raises :class:`MessageTooLarge` when ``body`` is over this transport's limit."""

@@ -5,7 +5,8 @@ set of rows in ``messages``; a receive leases rows by pushing ``visible_at`` int
 a fresh ``lease_token``, so a crashed consumer's messages simply become visible again when the lease
 runs out. Every state change is committed (WAL) before its call returns, which is what "durably sent"
 means here; leases, sends, acks and nacks queued at the same moment share one commit
-(``_sqlite_group.GroupCommit``). ``ASYA_SQLITE_SYNCHRONOUS`` picks what a commit waits for: ``NORMAL``
+(``_sqlite_group.GroupCommit``); ``forward`` writes a message's outputs and deletes it in one write, so a
+lost lease publishes nothing. ``ASYA_SQLITE_SYNCHRONOUS`` picks what a commit waits for: ``NORMAL``
 (the default) survives the crash or kill -9 of any process, ``FULL`` also a power loss (one fsync per
 commit; see docs/transports.md). Deliveries are counted per message; one that would exceed its
 queue's ``max_receive_count`` is moved to the queue's DLQ instead of being delivered.
@@ -207,16 +208,35 @@ class SQLiteTransport(Transport):
     async def send_many(self, queue: str, bodies: list[bytes], *, delay_seconds: float = 0.0) -> None:
         for body in bodies:
             self.check_size(queue, body)
+        await self._write(lambda conn: self._insert(conn, queue, bodies, delay_seconds))
 
-        def insert(conn: sqlite3.Connection) -> None:
-            self._require_queue(conn, queue)
-            now = time.time()
-            conn.executemany(
-                "INSERT INTO messages(message_id, queue, body, enqueued_at, visible_at) VALUES (?,?,?,?,?)",
-                [(os.urandom(16).hex(), queue, b, now, now + delay_seconds) for b in bodies],
-            )
+    async def forward(self, message: ReceivedMessage, queue: str, bodies: list[bytes], *,
+                      delay_seconds: float = 0.0) -> None:
+        """Inserts the outputs and deletes the leased input in one write (one SAVEPOINT, one COMMIT).
 
-        await self._write(insert)
+        Both land or neither: a lease lost to another consumer raises :class:`LeaseLost` with nothing
+        inserted, so a redelivery never finds the outputs of an earlier attempt. A lease that ran out
+        while nobody took the message is still ours (its token is unchanged), and the write succeeds.
+        """
+        for body in bodies:
+            self.check_size(queue, body)
+        seq, token = message.handle
+
+        def forward(conn: sqlite3.Connection) -> None:  # a QueueNotFound from _insert rolls the delete back
+            if conn.execute("DELETE FROM messages WHERE seq=? AND lease_token=?", (seq, token)).rowcount == 0:
+                raise LeaseLost(f"lease on message {message.message_id} in {message.queue!r} was lost; "
+                                "nothing was sent")
+            self._insert(conn, queue, bodies, delay_seconds)
+
+        await self._write(forward)
+
+    def _insert(self, conn: sqlite3.Connection, queue: str, bodies: list[bytes], delay_seconds: float) -> None:
+        self._require_queue(conn, queue)
+        now = time.time()
+        conn.executemany(
+            "INSERT INTO messages(message_id, queue, body, enqueued_at, visible_at) VALUES (?,?,?,?,?)",
+            [(os.urandom(16).hex(), queue, b, now, now + delay_seconds) for b in bodies],
+        )
 
     async def receive(
         self, queue: str, *, max_messages: int = 1, wait_seconds: float = 1.0, lease_seconds: float = 30.0
