@@ -1,4 +1,5 @@
-"""Nothing lost: kill -9 of a sidecar or a runtime in the middle of 1,000 envelopes, and SIGTERM drains."""
+"""Nothing lost: kill -9 of a sidecar or a runtime in the middle of 1,000 envelopes (on the embedded queue and on
+RabbitMQ, where acks of one loop turn leave together), and SIGTERM drains."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import os
 import re
 import signal
 import time
+import uuid
+from dataclasses import replace
 
 import pytest
 
@@ -26,13 +29,21 @@ def _final_count(mesh: Mesh, ids: list[str]) -> dict[str, int]:
     return dict(rows)
 
 
+@pytest.fixture(params=["sqlite", "rabbitmq"])
+def transport(request):
+    """The mesh's queues: the embedded default (None), or a real RabbitMQ with a prefix of its own."""
+    if request.param == "sqlite":
+        return None
+    return replace(request.getfixturevalue("rabbitmq_settings"), queue_prefix=f"crash{uuid.uuid4().hex[:8]}-")
+
+
 @pytest.mark.parametrize("victim", [("relay-a", "sidecar"), ("relay-b", "runtime")])
-def test_kill_9_in_the_middle_of_1000_envelopes_loses_nothing(tmp_path, victim):
+def test_kill_9_in_the_middle_of_1000_envelopes_loses_nothing(tmp_path, victim, transport):
     actors = [{"name": "relay-a", "handler": "mesh_handlers.count_and_echo", "concurrency": 4,
                "resiliency": policy(max_attempts=3, initial="100ms")},
               {"name": "relay-b", "handler": "mesh_handlers.count_and_echo", "concurrency": 4,
                "resiliency": policy(max_attempts=3, initial="100ms")}]
-    mesh = Mesh(tmp_path, actors, env={"ASYA_LEASE_SECONDS": "2"}).start()
+    mesh = Mesh(tmp_path, actors, env={"ASYA_LEASE_SECONDS": "2"}, transport=transport).start(timeout=120)
     try:
         log = tmp_path / "calls.log"
         envelopes = [env.make_envelope(["relay-a", "relay-b"], {"n": i, "log": str(log)}) for i in range(1000)]
