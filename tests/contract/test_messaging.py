@@ -207,3 +207,21 @@ async def test_acks_sent_together_settle_only_their_own_messages(transport, queu
     assert again is not None and again.body == lapsing.body, "a message held while others were acked was lost"
     await transport.ack(again)
     assert await receive_one(transport, queue, within=LEASE + 1) is None, "an acked message came back"
+
+
+async def test_acks_that_returned_before_close_are_never_redelivered(transport, queue, settings):
+    """A command-line tool (``asya dlq redrive``) acks what it took and exits at once: every ack that returned
+    before ``close`` counts, even when the process closes right after it."""
+    from asya_common.transport import create_transport
+
+    bodies = [f"c{i}".encode() for i in range(20)]
+    await transport.send_many(queue, bodies)
+    taken = 0
+    async with create_transport(settings) as taker:
+        deadline = time.monotonic() + 20
+        while taken < len(bodies) and time.monotonic() < deadline:
+            for message in await taker.receive(queue, max_messages=10, wait_seconds=1.0, lease_seconds=LEASE):
+                await taker.ack(message)
+                taken += 1
+    assert taken == len(bodies)
+    assert await receive_one(transport, queue, within=LEASE + 2) is None, "an acked message came back after close"

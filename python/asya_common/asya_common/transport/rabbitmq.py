@@ -31,6 +31,7 @@ mixins next to it, ``_rabbitmq_publisher`` (send, confirms, delayed sends) and `
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
@@ -53,6 +54,7 @@ log = logging.getLogger(__name__)
 # What a closed connection raises in the calls still waiting on it (a confirm, a declare). aiormq's default
 # is CancelledError, which would look like the caller's own cancellation; aio-pika passed this one.
 _CLOSED = aiormq.exceptions.ConnectionClosed
+CLOSE_TIMEOUT = 5.0  # seconds a clean close waits for the consumer channels (their queued acks) to close
 
 
 class RabbitMQTransport(Publishing, Consuming, Transport):
@@ -118,8 +120,15 @@ class RabbitMQTransport(Publishing, Consuming, Transport):
     async def close(self) -> None:
         self._book.stop()
         self._was_connected = False
+        consumers = list(self._consumers.values())
         self._consumers.clear()
         if self._connection is not None and not self._connection.is_closed:
+            # Acks leave without waiting for their write (_rabbitmq_acks), and closing the connection drops
+            # what is still in aiormq's write queue. A channel's Channel.Close goes through that queue after
+            # them and waits for the broker's CloseOk, so every ack that returned reaches the broker first.
+            closing = [c.channel.close() for c in consumers if not c.channel.is_closed]
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.gather(*closing, return_exceptions=True), CLOSE_TIMEOUT)
             await self._connection.close(_CLOSED)
         self._connection = None
 
