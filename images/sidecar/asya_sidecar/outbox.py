@@ -43,7 +43,7 @@ class Outbox:
         self._prefix, self._tracer = queue_prefix, tracer
 
     async def finish(self, message: ReceivedMessage, outputs: list[dict[str, Any]], outcome: str,
-                      delay: float = 0.0, own_queue: bool = False) -> None:
+                     delay: float = 0.0, own_queue: bool = False) -> None:
         """Publishes every output durably, then acks the input.
 
         Outputs for one queue (the usual case) go with the ack in one ``Transport.forward`` call. On SQLite
@@ -67,9 +67,8 @@ class Outbox:
                                   "goes to its next consumer", error=str(exc), message_id=message.message_id)
                 self._metrics.outcome("returned")
                 return
-            except AckFailed as exc:  # outputs exist; a redelivery only duplicates (at-least-once)
-                self._log.warning("ack failed; message may be redelivered", error=str(exc.error),
-                                  message_id=message.message_id)
+            except AckFailed as exc:
+                self._ack_failed(message, exc.error)
         else:
             await asyncio.gather(*(self.publish(env.queue_name(dest, self._prefix), batch, delay)
                                    for dest, batch in by_queue.items()))
@@ -82,7 +81,7 @@ class Outbox:
         self._metrics.outcome(outcome)
 
     async def publish(self, queue: str, outputs: list[dict[str, Any]], delay: float = 0.0,
-                       ack: ReceivedMessage | None = None) -> None:
+                      ack: ReceivedMessage | None = None) -> None:
         """Publishes ``outputs`` durably; with ``ack``, acks that message after them (``Transport.forward``).
 
         Raises:
@@ -123,9 +122,12 @@ class Outbox:
         """Acks ``message`` after its outputs are durable; a failure is only logged (at-least-once)."""
         try:
             await self._transport.ack(message)
-        except TransportError as exc:  # outputs exist; a redelivery only duplicates (at-least-once)
-            self._log.warning("ack failed; message may be redelivered", error=str(exc),
-                              message_id=message.message_id)
+        except TransportError as exc:
+            self._ack_failed(message, exc)
+
+    def _ack_failed(self, message: ReceivedMessage, error: BaseException) -> None:
+        """The outputs exist and only the ack failed: a redelivery can only duplicate (at-least-once)."""
+        self._log.warning("ack failed; message may be redelivered", error=str(error), message_id=message.message_id)
 
     async def hand_back(self, message: ReceivedMessage, outcome: str, delay: float = 0.0) -> None:
         """Returns ``message`` to its queue (visible again after ``delay`` s) and counts ``outcome``."""
